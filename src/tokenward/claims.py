@@ -1,0 +1,114 @@
+"""Verify-side claim rules (SECURITY.md R13–R18): pure functions, the clock is passed in.
+
+RFC 7519 §4.1 defines the registered claims; RFC 9068 §2.2 makes ``iss exp aud sub
+client_id iat jti`` mandatory in an ``at+jwt`` access token.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tokenward.errors import ExpiredToken, InvalidClaims, TokenNotYetValid
+
+__all__ = ["RFC9068_REQUIRED", "ClaimRules", "check_claims", "is_number"]
+
+RFC9068_REQUIRED: frozenset[str] = frozenset(
+    {"iss", "exp", "aud", "sub", "client_id", "iat", "jti"}
+)
+_STRING_CLAIMS = ("iss", "sub", "jti", "client_id", "scope")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRules:
+    """What a validator demands of a payload."""
+
+    issuer: str
+    audiences: frozenset[str]
+    leeway: float = 30.0
+    required: frozenset[str] = RFC9068_REQUIRED
+
+    @classmethod
+    def build(
+        cls,
+        issuer: str,
+        audience: str | Collection[str],
+        leeway: float = 30.0,
+        required: Collection[str] = RFC9068_REQUIRED,
+    ) -> ClaimRules:
+        auds = frozenset([audience] if isinstance(audience, str) else audience)
+        if not issuer or not auds or not all(isinstance(a, str) and a for a in auds):
+            raise ValueError("issuer and audience must be non-empty strings")
+        if not (0 <= leeway <= 300):
+            raise ValueError("leeway must be between 0 and 300 seconds")
+        return cls(issuer, auds, float(leeway), frozenset(required) | {"exp"})
+
+
+def is_number(value: object) -> bool:
+    """A JSON number: int or finite float, never bool, never a numeric string (R13)."""
+    t = type(value)
+    if t is int:
+        return True
+    return t is float and math.isfinite(value)  # type: ignore[arg-type]
+
+
+def _time_claim(claims: Mapping[str, Any], name: str) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        if name in claims:
+            raise InvalidClaims(f"{name} must be a number, not null")
+        return None
+    if not is_number(value):
+        raise InvalidClaims(f"{name} must be a JSON number")
+    return float(value)
+
+
+def check_times(claims: Mapping[str, Any], now: float, leeway: float) -> float:
+    """R13: exp required; nbf and iat honoured with leeway. Returns exp."""
+    exp = _time_claim(claims, "exp")
+    if exp is None:
+        raise InvalidClaims("exp is required")
+    if now >= exp + leeway:  # RFC 7519 §4.1.4: "on or after" the expiry is too late
+        raise ExpiredToken("token has expired")
+    nbf = _time_claim(claims, "nbf")
+    if nbf is not None and now + leeway < nbf:
+        raise TokenNotYetValid("token is not valid yet (nbf)")
+    iat = _time_claim(claims, "iat")
+    if iat is not None and iat > now + leeway:
+        raise TokenNotYetValid("token was issued in the future (iat)")
+    return exp
+
+
+def _check_audience(aud: object, audiences: frozenset[str]) -> None:
+    # R15, RFC 7519 §4.1.3: a string or an array of strings containing our identifier.
+    if isinstance(aud, str):
+        if aud in audiences:
+            return
+    elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
+        if audiences.intersection(aud):
+            return
+    else:
+        raise InvalidClaims("aud must be a string or an array of strings")
+    raise InvalidClaims("token is not intended for this audience")
+
+
+def check_claims(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> float:
+    """Apply R13–R16; returns ``exp``. Raises an InvalidClaims subclass."""
+    missing = rules.required - claims.keys()
+    if missing:
+        raise InvalidClaims(f"required claim missing: {sorted(missing)[0]}")
+    for name in _STRING_CLAIMS:
+        value = claims.get(name)
+        if value is not None and (not isinstance(value, str) or (name != "scope" and not value)):
+            raise InvalidClaims(f"{name} must be a non-empty string")
+    exp = check_times(claims, now, rules.leeway)
+    if claims.get("iss") != rules.issuer:  # R14: exact, case-sensitive
+        raise InvalidClaims("token issuer is not trusted")
+    if "aud" in claims or "aud" in rules.required:
+        _check_audience(claims.get("aud"), rules.audiences)
+    tv = claims.get("tv")
+    if tv is not None and type(tv) is not int:
+        raise InvalidClaims("tv must be an integer")
+    return exp

@@ -1,0 +1,1 @@
+"""Resource-server side: remote JWKS, verifier facade and framework adapters."""

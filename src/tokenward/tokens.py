@@ -1,0 +1,240 @@
+"""Issuer (claims -> signed RFC 9068 access token) and Verifier (token -> checked claims).
+
+verify: shape -> header -> key by kid -> alg == key's alg -> signature -> payload ->
+claims (R13–R16) -> revocation (R22) -> claims. A token already verified is answered from
+a bounded cache keyed by its exact string; expiry, key presence and revocation are still
+checked on every hit.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from tokenward.claims import RFC9068_REQUIRED, ClaimRules, check_claims
+from tokenward.clock import Clock, system_clock
+from tokenward.errors import ExpiredToken, MalformedToken, ReservedClaim, RevokedToken
+from tokenward.jose.algorithms import get_algorithm
+from tokenward.jose.jwk import import_jwks
+from tokenward.jose.jws import DEFAULT_MAX_SIZE, JWSVerifier, KeyLookup, VerifyKey, encode_header
+from tokenward.jose.jws import sign_compact as _sign
+from tokenward.keys import KeyPurpose, KeyRing
+from tokenward.revocation import RevocationView, TokenFacts
+
+__all__ = ["ACCESS_TYP", "REFRESH_TYP", "RESERVED_CLAIMS", "Issuer", "StaticKeys", "Verifier"]
+
+ACCESS_TYP = "at+jwt"  # RFC 9068 §2.1
+REFRESH_TYP = "rt+jwt"  # ours: a refresh JWT is never mistaken for an access token (R17)
+ACCESS_TYPS = frozenset({ACCESS_TYP, "application/at+jwt"})
+RESERVED_CLAIMS = frozenset(
+    {"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "tv"}
+)
+
+
+class Issuer:
+    """Signs access tokens with the ring's active key (and refresh JWTs with its refresh key)."""
+
+    def __init__(
+        self,
+        keyring: KeyRing,
+        *,
+        issuer: str,
+        default_ttl: int = 900,
+        max_ttl: int = 86400,
+        client_id: str = "tokenward",
+        clock: Clock = system_clock,
+    ) -> None:
+        if not issuer:
+            raise ValueError("issuer is required")
+        self._ring, self._iss, self._clock = keyring, issuer, clock
+        self._default_ttl, self._max_ttl, self._client_id = default_ttl, max_ttl, client_id
+        self._headers: dict[tuple[str, str], bytes] = {}
+
+    @property
+    def issuer(self) -> str:
+        return self._iss
+
+    def issue(
+        self,
+        subject: str,
+        audience: str | list[str],
+        *,
+        scope: str | Collection[str] | None = None,
+        client_id: str | None = None,
+        ttl: int | None = None,
+        claims: Mapping[str, Any] | None = None,
+        token_version: int | None = None,
+    ) -> str:
+        """An RFC 9068 access token (``typ: at+jwt``) for ``subject``."""
+        payload = self._payload(
+            subject, audience, client_id=client_id, ttl=ttl, extra=claims, tv=token_version
+        )
+        if scope is not None:
+            payload["scope"] = scope if isinstance(scope, str) else " ".join(scope)
+        return self._sign(payload, ACCESS_TYP, KeyPurpose.ACCESS)
+
+    def issue_refresh(
+        self,
+        subject: str,
+        *,
+        client_id: str | None = None,
+        ttl: int = 14 * 86400,
+        claims: Mapping[str, Any] | None = None,
+    ) -> str:
+        """A refresh JWT: own ``typ``, audience = this issuer, its own key (R17, R24)."""
+        payload = self._payload(
+            subject, self._iss, client_id=client_id, ttl=ttl, extra=claims, cap=False
+        )
+        return self._sign(payload, REFRESH_TYP, KeyPurpose.REFRESH)
+
+    def _payload(
+        self,
+        subject: str,
+        audience: str | list[str],
+        *,
+        client_id: str | None,
+        ttl: int | None,
+        extra: Mapping[str, Any] | None,
+        tv: int | None = None,
+        cap: bool = True,
+    ) -> dict[str, Any]:
+        if not isinstance(subject, str) or not subject:
+            raise ValueError("subject must be a non-empty string")
+        if not audience:
+            raise ValueError("audience is required")
+        ttl = self._default_ttl if ttl is None else ttl
+        if ttl <= 0 or (cap and ttl > self._max_ttl):
+            raise ValueError(f"ttl must be between 1 and {self._max_ttl} seconds")
+        payload: dict[str, Any] = dict(extra) if extra else {}
+        clash = RESERVED_CLAIMS.intersection(payload)
+        if clash:
+            raise ReservedClaim(f"claim {sorted(clash)[0]!r} is set by the issuer")
+        now = int(self._clock())
+        payload.update(
+            iss=self._iss,
+            sub=subject,
+            aud=audience,
+            iat=now,
+            exp=now + ttl,
+            jti=secrets.token_urlsafe(16),  # 128 random bits
+            client_id=client_id or self._client_id,
+        )
+        if tv is not None:
+            payload["tv"] = tv
+        return payload
+
+    def _sign(self, payload: dict[str, Any], typ: str, purpose: KeyPurpose) -> str:
+        key = self._ring.signing_key(purpose)
+        header = self._headers.get((key.kid, typ))
+        if header is None:
+            header = encode_header({"alg": key.alg, "kid": key.kid, "typ": typ})
+            self._headers[(key.kid, typ)] = header
+        return _sign(header, orjson.dumps(payload), get_algorithm(key.alg), key.material)
+
+
+class StaticKeys:
+    """A fixed {kid: VerifyKey} lookup, e.g. from a JWK Set dict."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, keys: Mapping[str, VerifyKey]) -> None:
+        self._keys = dict(keys)
+
+    @classmethod
+    def from_jwks(cls, jwks: Mapping[str, Any]) -> StaticKeys:
+        return cls(import_jwks(jwks))
+
+    def get(self, kid: str, /) -> VerifyKey | None:
+        return self._keys.get(kid)
+
+    def __repr__(self) -> str:
+        return f"StaticKeys({sorted(self._keys)})"
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    claims: dict[str, Any]
+    exp: float
+    facts: TokenFacts
+    key: VerifyKey
+
+
+def _as_keys(source: KeyLookup | Mapping[str, Any] | KeyRing) -> KeyLookup:
+    if isinstance(source, Mapping):
+        return StaticKeys.from_jwks(source)
+    if not callable(getattr(source, "get", None)):
+        raise TypeError("keys must be a JWK Set dict, a KeyRing or a key source with get(kid)")
+    return source
+
+
+class Verifier:
+    """Verifies access tokens locally. ``verify`` returns the claims or raises InvalidToken."""
+
+    def __init__(
+        self,
+        jwks: KeyLookup | Mapping[str, Any] | KeyRing,
+        *,
+        issuer: str,
+        audience: str | Collection[str],
+        leeway: float = 30,
+        typ: str | Collection[str] = ACCESS_TYPS,
+        required_claims: Collection[str] = RFC9068_REQUIRED,
+        clock: Clock = system_clock,
+        revocation: RevocationView | None = None,
+        cache_size: int = 4096,
+        max_token_size: int = DEFAULT_MAX_SIZE,
+    ) -> None:
+        self._keys = _as_keys(jwks)
+        typs = frozenset([typ] if isinstance(typ, str) else typ)
+        self._jws = JWSVerifier(self._keys, typs=typs, max_size=max_token_size)
+        self._rules = ClaimRules.build(issuer, audience, leeway, required_claims)
+        self._clock = clock
+        self.revocation = revocation if revocation is not None else RevocationView()
+        self._cache: dict[str | bytes, _Verified] = {}
+        self._cache_size = cache_size
+
+    def __repr__(self) -> str:
+        return f"Verifier(issuer={self._rules.issuer!r}, keys={self._keys!r})"
+
+    def verify(self, token: str | bytes) -> dict[str, Any]:
+        hit = self._cache.get(token) if isinstance(token, str | bytes) else None
+        if hit is None:
+            return self._verify_cold(token)
+        if self._clock() >= hit.exp + self._rules.leeway:
+            del self._cache[token]
+            raise ExpiredToken("token has expired")
+        if self._keys.get(hit.facts.kid) is not hit.key:  # its key left the set
+            del self._cache[token]
+            return self._verify_cold(token)
+        if self.revocation.is_revoked(hit.facts):
+            raise RevokedToken("token has been revoked")
+        return dict(hit.claims)
+
+    def _verify_cold(self, token: str | bytes) -> dict[str, Any]:
+        header, key, payload = self._jws.verify(token)
+        try:
+            claims = orjson.loads(payload)  # R12: only after the signature verified
+        except orjson.JSONDecodeError:
+            raise MalformedToken("payload is not valid JSON") from None
+        if type(claims) is not dict:
+            raise MalformedToken("payload is not a JSON object")
+        exp = check_claims(claims, self._rules, self._clock())
+        facts = TokenFacts(
+            claims["iss"],
+            claims.get("sub", ""),
+            claims.get("jti", ""),
+            claims.get("iat", 0),
+            claims.get("tv", 0),
+            header.kid,
+        )
+        if self.revocation.is_revoked(facts):
+            raise RevokedToken("token has been revoked")
+        if self._cache_size:
+            if len(self._cache) >= self._cache_size:
+                del self._cache[next(iter(self._cache))]  # oldest first
+            self._cache[token] = _Verified(claims, exp, facts, key)
+        return dict(claims)
