@@ -100,9 +100,10 @@ def check_claims(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> fl
     if missing:
         raise InvalidClaims(f"required claim missing: {sorted(missing)[0]}")
     for name in _STRING_CLAIMS:
-        value = claims.get(name)
-        if value is not None and (not isinstance(value, str) or (name != "scope" and not value)):
-            raise InvalidClaims(f"{name} must be a non-empty string")
+        if name in claims:
+            value = claims[name]
+            if type(value) is not str or (not value and name != "scope"):
+                raise InvalidClaims(f"{name} must be a non-empty string")
     exp = check_times(claims, now, rules.leeway)
     if claims.get("iss") != rules.issuer:  # R14: exact, case-sensitive
         raise InvalidClaims("token issuer is not trusted")

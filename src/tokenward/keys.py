@@ -71,7 +71,7 @@ class ManagedKey:
         check_key(algorithm, material, private=not isinstance(material, bytes))
         kid = kid or thumbprint(material)
         if not KID_PATTERN.match(kid):
-            raise InvalidKey("kid must match [A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+            raise InvalidKey("kid must match [A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
         activated = now if state is KeyState.ACTIVE else None
         return cls(kid, alg, state, now, purpose, activated, None, None, material)
 
