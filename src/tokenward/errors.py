@@ -11,7 +11,11 @@ never put on the wire, so every rejection looks the same to a client (SECURITY.m
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
+    "AuthenticationFailed",
+    "BadRequest",
     "ConfigError",
+    "Conflict",
     "ExpiredToken",
     "InvalidAlgorithm",
     "InvalidClaims",
@@ -23,6 +27,9 @@ __all__ = [
     "KeyStoreError",
     "MalformedToken",
     "MasterKeyError",
+    "NotFound",
+    "OAuthError",
+    "RateLimited",
     "ReservedClaim",
     "RevokedToken",
     "TokenNotYetValid",
@@ -146,3 +153,77 @@ class RevokedToken(InvalidToken):
     """The token was revoked (R22)."""
 
     code = "revoked"
+
+
+# -- request-level errors (the server maps these to HTTP in server/errors.py only) -------------
+
+
+class BadRequest(TokenwardError):
+    """The request is malformed or fails validation."""
+
+    error = "invalid_request"
+    status = 400
+    expose = True
+    code = "bad_request"
+
+
+class AuthenticationFailed(TokenwardError):
+    """Credentials were wrong; deliberately says nothing about which part (no enumeration)."""
+
+    error = "invalid_credentials"
+    status = 401
+    expose = True
+    code = "authentication_failed"
+
+
+class AccessDenied(TokenwardError):
+    """Authenticated, but not allowed (RFC 6750 §3.1 ``insufficient_scope``)."""
+
+    error = "insufficient_scope"
+    status = 403
+    expose = True
+    code = "access_denied"
+
+
+class NotFound(TokenwardError):
+    """No such resource (or not one of yours)."""
+
+    error = "not_found"
+    status = 404
+    expose = True
+    code = "not_found"
+
+
+class Conflict(TokenwardError):
+    """The resource already exists or changed underneath."""
+
+    error = "conflict"
+    status = 409
+    expose = True
+    code = "conflict"
+
+
+class RateLimited(TokenwardError):
+    """Too many attempts; ``retry_after`` seconds until the next may succeed."""
+
+    error = "rate_limited"
+    status = 429
+    expose = True
+    code = "rate_limited"
+
+    def __init__(self, detail: str = "", *, retry_after: float = 1.0) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+
+class OAuthError(TokenwardError):
+    """An RFC 6749 §5.2 error; ``error`` is one of the registered codes."""
+
+    status = 400
+    expose = True
+    code = "oauth"
+
+    def __init__(self, error: str, detail: str = "", *, status: int = 400) -> None:
+        super().__init__(detail or error, code=error)
+        self.error = error
+        self.status = status

@@ -1,0 +1,1 @@
+"""The auth server: an ASGI app (FastAPI) over the token core and a Store."""

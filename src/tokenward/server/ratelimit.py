@@ -1,0 +1,31 @@
+"""Rate limits with `limits` (moving window); memory storage here, Redis when configured."""
+
+from __future__ import annotations
+
+import time
+
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from tokenward.errors import RateLimited
+
+__all__ = ["Limiter"]
+
+
+class Limiter:
+    """Named limits ("login:ip" -> "20/minute"); ``hit`` raises RateLimited with Retry-After."""
+
+    def __init__(self, limits: dict[str, str], storage_url: str = "") -> None:
+        self._storage: Storage = storage_from_string(storage_url) if storage_url else MemoryStorage()
+        self._strategy = MovingWindowRateLimiter(self._storage)
+        self._items: dict[str, RateLimitItem] = {name: parse(spec) for name, spec in limits.items()}
+
+    def hit(self, name: str, key: str) -> None:
+        item = self._items[name]
+        if not self._strategy.hit(item, name, key):
+            stats = self._strategy.get_window_stats(item, name, key)
+            raise RateLimited("too many requests", retry_after=stats.reset_time - time.time())
+
+    def reset(self) -> None:
+        self._storage.reset()

@@ -1,0 +1,7 @@
+"""wellknown routes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
