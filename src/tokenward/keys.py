@@ -10,6 +10,7 @@ States (see rotation.py for the timing):
 from __future__ import annotations
 
 import enum
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -69,7 +70,9 @@ class ManagedKey:
         if material is None:
             material = generate_private(algorithm)
         check_key(algorithm, material, private=not isinstance(material, bytes))
-        kid = kid or thumbprint(material)
+        # RFC 7638 thumbprint for public keys; a random kid for HMAC secrets, since a hash of
+        # the secret would travel in every token header.
+        kid = kid or (secrets.token_urlsafe(16) if isinstance(material, bytes) else thumbprint(material))
         if not KID_PATTERN.match(kid):
             raise InvalidKey("kid must match [A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
         activated = now if state is KeyState.ACTIVE else None

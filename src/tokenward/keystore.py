@@ -65,7 +65,7 @@ def master_key(data_dir: Path, env_value: str | None = None, *, create: bool = T
     if not create:
         raise MasterKeyError(f"no master key: set TOKENWARD_MASTER_KEY or create {path}")
     key = secrets.token_bytes(32)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(_b64(key) + "\n")
@@ -121,7 +121,7 @@ def save_keyring(ring: KeyRing, data_dir: Path, master: bytes) -> Path:
         "check": _seal(aead, _CHECK, b"check"),
         "keys": [_entry(aead, k) for k in ring],
     }
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = data_dir / KEYRING_FILE
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

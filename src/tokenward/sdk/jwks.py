@@ -64,6 +64,7 @@ class RemoteJWKS:
         self._cooldown, self._default, self._cap = cooldown, default_max_age, max_age_cap
         self._max_bytes = max_bytes
         self._clock = clock
+        self._own_client = client is None
         self._client = client or httpx.Client(timeout=timeout, follow_redirects=False)
         self._lock = threading.Lock()
         self._keys: dict[str, VerifyKey] = {}
@@ -83,6 +84,17 @@ class RemoteJWKS:
             self._refresh(now)  # a kid we have not seen: maybe the issuer rotated (R6)
             key = self._keys.get(kid)
         return key
+
+    def close(self) -> None:
+        """Close the HTTP client if we created it."""
+        if self._own_client:
+            self._client.close()
+
+    def __enter__(self) -> RemoteJWKS:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def refresh(self) -> None:
         """Fetch now, raising JWKSError on failure (for start-up checks)."""

@@ -190,6 +190,8 @@ def test_over_a_real_socket(http_server: Callable[[bytes], str], clock: FrozenCl
     ring = KeyRing()
     ring.generate("EdDSA", T0)
     url = http_server(json.dumps(ring.jwks()).encode())
-    verifier = Verifier(RemoteJWKS(url, clock=clock), issuer=ISS, audience=AUD, clock=clock)
-    token = Issuer(ring, issuer=ISS, clock=clock).issue("alice", AUD)
-    assert verifier.verify(token)["sub"] == "alice"
+    with RemoteJWKS(url, clock=clock) as remote:
+        verifier = Verifier(remote, issuer=ISS, audience=AUD, clock=clock)
+        token = Issuer(ring, issuer=ISS, clock=clock).issue("alice", AUD)
+        assert verifier.verify(token)["sub"] == "alice"
+    assert remote._client.is_closed
