@@ -72,7 +72,9 @@ class ManagedKey:
         check_key(algorithm, material, private=not isinstance(material, bytes))
         # RFC 7638 thumbprint for public keys; a random kid for HMAC secrets, since a hash of
         # the secret would travel in every token header.
-        kid = kid or (secrets.token_urlsafe(16) if isinstance(material, bytes) else thumbprint(material))
+        kid = kid or (
+            secrets.token_urlsafe(16) if isinstance(material, bytes) else thumbprint(material)
+        )
         if not KID_PATTERN.match(kid):
             raise InvalidKey("kid must match [A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
         activated = now if state is KeyState.ACTIVE else None
