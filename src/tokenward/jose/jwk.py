@@ -22,6 +22,7 @@ from tokenward.jose.jws import KID_PATTERN, VerifyKey
 __all__ = [
     "import_jwk",
     "import_jwks",
+    "is_signature_key",
     "load_pem",
     "private_to_pem",
     "public_jwk",
@@ -82,10 +83,20 @@ def _alg_for(jwk: Mapping[str, Any], default_rsa_alg: str) -> str:
     raise JWKSError(f"JWK of type {str(kty)[:10]!r} has no alg and none can be inferred")
 
 
+def is_signature_key(jwk: Mapping[str, Any]) -> bool:
+    """R24, RFC 7517 §4.2–4.3: usable for verification unless ``use`` or ``key_ops`` say not."""
+    if jwk.get("use", "sig") != "sig":
+        return False
+    ops = jwk.get("key_ops")
+    return ops is None or (isinstance(ops, list) and "verify" in ops)
+
+
 def import_jwk(jwk: Mapping[str, Any], *, default_rsa_alg: str = "RS256") -> VerifyKey:
     """One JWK -> a VerifyKey bound to one algorithm. Raises JWKSError."""
     if not isinstance(jwk, Mapping):
         raise JWKSError("JWK must be an object")
+    if not is_signature_key(jwk):
+        raise JWKSError("JWK is not a signature-verification key (use / key_ops)")
     kid = jwk.get("kid")
     if not isinstance(kid, str) or not KID_PATTERN.match(kid):
         raise JWKSError("every JWK needs a kid of the allowed form")
@@ -123,8 +134,8 @@ def import_jwks(
         raise JWKSError('a JWK Set is an object with a "keys" array')
     out: dict[str, VerifyKey] = {}
     for jwk in keys:
-        if isinstance(jwk, Mapping) and jwk.get("use", "sig") != "sig":
-            continue
+        if isinstance(jwk, Mapping) and not is_signature_key(jwk):
+            continue  # R24: encryption keys never verify
         key = import_jwk(jwk, default_rsa_alg=default_rsa_alg)
         if key.kid in out:
             raise JWKSError(f"kid {key.kid!r} appears twice in the JWK Set")
