@@ -109,7 +109,6 @@ def check_claims(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> fl
         raise InvalidClaims("token issuer is not trusted")
     if "aud" in claims or "aud" in rules.required:
         _check_audience(claims.get("aud"), rules.audiences)
-    tv = claims.get("tv")
-    if tv is not None and type(tv) is not int:
+    if "tv" in claims and type(claims["tv"]) is not int:  # null too: R21, never a TypeError
         raise InvalidClaims("tv must be an integer")
     return exp

@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
@@ -49,8 +49,7 @@ _ORDERS = {
         16,
     ),
     "P-521": int(
-        "01FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFA"
-        "51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409",
+        "1" + "F" * 65 + "A51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409",
         16,
     ),
 }
@@ -191,6 +190,8 @@ def check_key(alg: Algorithm, key: object, *, private: bool) -> None:
     if alg.kty == "oct":
         if not isinstance(key, bytes) or len(key) < alg.hash_size:
             raise InvalidKey(f"{alg.name} needs a secret of at least {alg.hash_size} bytes")
+        if _looks_like_public_key(key):  # CVE-2022-29217: a public key is no HMAC secret
+            raise InvalidKey("an HMAC secret must be random bytes, not a public key")
         return
     want: dict[str, tuple[type, type]] = {
         "RSA": (rsa.RSAPrivateKey, rsa.RSAPublicKey),
@@ -224,6 +225,20 @@ _ROCA_SUBGROUPS = {p: frozenset(pow(65537, k, p) for k in range(p)) for p in _RO
 
 def is_roca_weak(n: int) -> bool:
     return all(n % p in group for p, group in _ROCA_SUBGROUPS.items())
+
+
+_KEY_TEXT_MARKERS = (b"-----BEGIN", b"ssh-", b"ecdsa-sha2-", b'"kty"')
+
+
+def _looks_like_public_key(secret: bytes) -> bool:
+    """PEM, OpenSSH, JWK JSON or DER public key bytes (R9: key types never mix)."""
+    if any(marker in secret for marker in _KEY_TEXT_MARKERS):
+        return True
+    try:
+        serialization.load_der_public_key(secret)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    return True
 
 
 def curve_of(key: object) -> str | None:
