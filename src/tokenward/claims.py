@@ -94,21 +94,38 @@ def _check_audience(aud: object, audiences: frozenset[str]) -> None:
     raise InvalidClaims("token is not intended for this audience")
 
 
+def _time_fast(value: object) -> bool:
+    # The common case, an int, decided without a call; floats go through is_number.
+    return type(value) is int or is_number(value)
+
+
 def check_claims(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> float:
-    """Apply R13–R16; returns ``exp``. Raises an InvalidClaims subclass."""
-    missing = rules.required - claims.keys()
-    if missing:
-        raise InvalidClaims(f"required claim missing: {sorted(missing)[0]}")
+    """Apply R13–R16; returns ``exp``. Raises an InvalidClaims subclass.
+
+    Written flat on purpose: this runs on every cold verify (DESIGN.md principle 5).
+    """
+    if not rules.required <= claims.keys():
+        missing = sorted(rules.required - claims.keys())[0]
+        raise InvalidClaims(f"required claim missing: {missing}")
     for name in _STRING_CLAIMS:
         if name in claims:
             value = claims[name]
             if type(value) is not str or (not value and name != "scope"):
                 raise InvalidClaims(f"{name} must be a non-empty string")
-    exp = check_times(claims, now, rules.leeway)
+    exp, iat = claims["exp"], claims.get("iat", 0)  # absent iat: 0 never lies in the future
+    if not _time_fast(exp) or not _time_fast(iat) or "nbf" in claims:
+        exp = check_times(claims, now, rules.leeway)  # slow path: exact messages, nbf, nulls
+    elif now >= exp + rules.leeway:
+        raise ExpiredToken("token has expired")
+    elif iat > now + rules.leeway:
+        raise TokenNotYetValid("token was issued in the future (iat)")
     if claims.get("iss") != rules.issuer:  # R14: exact, case-sensitive
         raise InvalidClaims("token issuer is not trusted")
-    if "aud" in claims or "aud" in rules.required:
-        _check_audience(claims.get("aud"), rules.audiences)
+    aud = claims.get("aud")
+    if not (type(aud) is str and aud in rules.audiences) and (
+        "aud" in claims or "aud" in rules.required
+    ):
+        _check_audience(aud, rules.audiences)
     if "tv" in claims and type(claims["tv"]) is not int:  # null too: R21, never a TypeError
         raise InvalidClaims("tv must be an integer")
-    return exp
+    return float(exp)

@@ -109,6 +109,7 @@ class KeyRing:
     def __init__(self, keys: Iterable[ManagedKey] = ()) -> None:
         self._keys: tuple[ManagedKey, ...] = ()
         self._lookup: dict[str, VerifyKey] = {}
+        self._active: dict[KeyPurpose, ManagedKey] = {}
         self.replace(keys)
 
     # -- contents -----------------------------------------------------------------------
@@ -118,6 +119,11 @@ class KeyRing:
         if len(set(kids)) != len(kids):
             raise InvalidKey("a kid appears twice in the key ring")
         self._keys = keys
+        # Derived once per change: the signing key per purpose (the first active one).
+        self._active = {}
+        for k in keys:
+            if k.state is KeyState.ACTIVE:
+                self._active.setdefault(k.purpose, k)
         self._lookup = {
             k.kid: k.verify_key() for k in keys if k.published and k.purpose is KeyPurpose.ACCESS
         }
@@ -159,10 +165,10 @@ class KeyRing:
 
     # -- use ----------------------------------------------------------------------------
     def signing_key(self, purpose: KeyPurpose = KeyPurpose.ACCESS) -> ManagedKey:
-        for k in self._keys:
-            if k.state is KeyState.ACTIVE and k.purpose is purpose:
-                return k
-        raise InvalidKey(f"no active {purpose} key in the key ring")
+        key = self._active.get(purpose)
+        if key is None:
+            raise InvalidKey(f"no active {purpose} key in the key ring")
+        return key
 
     def get(self, kid: str, /) -> VerifyKey | None:
         """Verification key for an access-token kid (next, active or retiring)."""

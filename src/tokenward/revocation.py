@@ -9,16 +9,19 @@ In-memory; the server feeds it from its store, and later from a push feed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["RevocationView", "TokenFacts"]
 
 _PURGE_EVERY = 1024
 
 
-@dataclass(frozen=True, slots=True)
-class TokenFacts:
-    """The few claims revocation looks at, extracted once per verified token."""
+class TokenFacts(NamedTuple):
+    """The few claims revocation looks at, extracted once per verified token.
+
+    A NamedTuple, not a frozen dataclass: built on every cold verify, and tuple
+    construction is several times cheaper.
+    """
 
     iss: str
     sub: str

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from tokenward.claims import RFC9068_REQUIRED, ClaimRules, check_claims
 from tokenward.clock import Clock, system_clock
 from tokenward.errors import ExpiredToken, MalformedToken, ReservedClaim, RevokedToken
-from tokenward.jose.algorithms import get_algorithm
+from tokenward.jose.algorithms import Algorithm, get_algorithm
 from tokenward.jose.jwk import import_jwks
 from tokenward.jose.jws import DEFAULT_MAX_SIZE, JWSVerifier, KeyLookup, VerifyKey, encode_header
 from tokenward.jose.jws import sign_compact as _sign
@@ -52,7 +51,8 @@ class Issuer:
             raise ValueError("issuer is required")
         self._ring, self._iss, self._clock = keyring, issuer, clock
         self._default_ttl, self._max_ttl, self._client_id = default_ttl, max_ttl, client_id
-        self._headers: dict[tuple[str, str], bytes] = {}
+        # (kid, typ) -> (encoded header, algorithm, key material), so signing skips lookups.
+        self._signers: dict[tuple[str, str], tuple[bytes, Algorithm, Any]] = {}
 
     @property
     def issuer(self) -> str:
@@ -109,31 +109,34 @@ class Issuer:
         ttl = self._default_ttl if ttl is None else ttl
         if ttl <= 0 or (cap and ttl > self._max_ttl):
             raise ValueError(f"ttl must be between 1 and {self._max_ttl} seconds")
-        payload: dict[str, Any] = dict(extra) if extra else {}
-        clash = RESERVED_CLAIMS.intersection(payload)
-        if clash:
-            raise ReservedClaim(f"claim {sorted(clash)[0]!r} is set by the issuer")
         now = int(self._clock())
-        payload.update(
-            iss=self._iss,
-            sub=subject,
-            aud=audience,
-            iat=now,
-            exp=now + ttl,
-            jti=secrets.token_urlsafe(16),  # 128 random bits
-            client_id=client_id or self._client_id,
-        )
+        payload: dict[str, Any] = {
+            "iss": self._iss,
+            "sub": subject,
+            "aud": audience,
+            "iat": now,
+            "exp": now + ttl,
+            "jti": secrets.token_urlsafe(16),  # 128 random bits
+            "client_id": client_id or self._client_id,
+        }
         if tv is not None:
             payload["tv"] = tv
+        if extra:
+            clash = RESERVED_CLAIMS.intersection(extra)
+            if clash:
+                raise ReservedClaim(f"claim {sorted(clash)[0]!r} is set by the issuer")
+            payload.update(extra)
         return payload
 
     def _sign(self, payload: dict[str, Any], typ: str, purpose: KeyPurpose) -> str:
         key = self._ring.signing_key(purpose)
-        header = self._headers.get((key.kid, typ))
-        if header is None:
+        signer = self._signers.get((key.kid, typ))
+        if signer is None or signer[2] is not key.material:
             header = encode_header({"alg": key.alg, "kid": key.kid, "typ": typ})
-            self._headers[(key.kid, typ)] = header
-        return _sign(header, orjson.dumps(payload), get_algorithm(key.alg), key.material)
+            signer = (header, get_algorithm(key.alg), key.material)
+            self._signers[(key.kid, typ)] = signer
+        header, alg, material = signer
+        return _sign(header, orjson.dumps(payload), alg, material)
 
 
 class StaticKeys:
@@ -155,8 +158,7 @@ class StaticKeys:
         return f"StaticKeys({sorted(self._keys)})"
 
 
-@dataclass(frozen=True, slots=True)
-class _Verified:
+class _Verified(NamedTuple):
     claims: dict[str, Any]
     exp: float
     facts: TokenFacts
@@ -201,7 +203,12 @@ class Verifier:
         return f"Verifier(issuer={self._rules.issuer!r}, keys={self._keys!r})"
 
     def verify(self, token: str | bytes) -> dict[str, Any]:
-        hit = self._cache.get(token) if isinstance(token, str | bytes) else None
+        if not self._cache_size:
+            return self._verify_cold(token)
+        try:
+            hit = self._cache.get(token)
+        except TypeError:  # unhashable: certainly not a token; the cold path says why
+            hit = None
         if hit is None:
             return self._verify_cold(token)
         if self._clock() >= hit.exp + self._rules.leeway:
@@ -210,7 +217,7 @@ class Verifier:
         if self._keys.get(hit.facts.kid) is not hit.key:  # its key left the set
             del self._cache[token]
             return self._verify_cold(token)
-        if self.revocation.is_revoked(hit.facts):
+        if self.revocation.generation and self.revocation.is_revoked(hit.facts):
             raise RevokedToken("token has been revoked")
         return dict(hit.claims)
 
@@ -223,18 +230,17 @@ class Verifier:
         if type(claims) is not dict:
             raise MalformedToken("payload is not a JSON object")
         exp = check_claims(claims, self._rules, self._clock())
+        if not (self._cache_size or self.revocation.generation):
+            return claims  # nothing to remember and nothing revoked: skip the bookkeeping
+        g = claims.get
         facts = TokenFacts(
-            claims["iss"],
-            claims.get("sub", ""),
-            claims.get("jti", ""),
-            claims.get("iat", 0),
-            claims.get("tv", 0),
-            header.kid,
+            claims["iss"], g("sub", ""), g("jti", ""), g("iat", 0), g("tv", 0), header.kid
         )
-        if self.revocation.is_revoked(facts):
+        if self.revocation.generation and self.revocation.is_revoked(facts):
             raise RevokedToken("token has been revoked")
-        if self._cache_size:
-            if len(self._cache) >= self._cache_size:
-                del self._cache[next(iter(self._cache))]  # oldest first
-            self._cache[token] = _Verified(claims, exp, facts, key)
-        return dict(claims)
+        if not self._cache_size:
+            return claims
+        if len(self._cache) >= self._cache_size:
+            del self._cache[next(iter(self._cache))]  # oldest first
+        self._cache[token] = _Verified(claims, exp, facts, key)
+        return dict(claims)  # the cached dict stays ours

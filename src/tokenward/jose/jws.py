@@ -160,7 +160,7 @@ class JWSVerifier:
             raise MalformedToken("token must be str or bytes")
         if len(token) > self._max_size:
             raise MalformedToken("token exceeds the size limit")
-        dots = token.count(b".")
+        dots = token.count(b".")  # R1: before splitting
         if dots != 2:
             if dots == 4:
                 raise MalformedToken("JWE is not accepted where a JWS is expected")  # R19
