@@ -1,38 +1,231 @@
 """Accounts: create, authenticate (constant-time for unknown users), lock out, change password.
 
-INTERFACE STUB — implemented by the login work.
+SECURITY.md "Accounts and the login endpoint": argon2id (OWASP parameters) with rehash on
+login, a dummy verify for unknown users so neither the answer nor its timing tells
+whether an account exists, per-IP and per-account rate limits and a progressive lockout
+stored on the user. Hashing runs in a worker thread: argon2 releases the GIL and must not
+stall the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
+import uuid
 from collections.abc import Sequence
+from typing import Any
 
+from tokenward.errors import AuthenticationFailed, BadRequest, Conflict, NotFound, RateLimited
 from tokenward.server.audit import RequestInfo
 from tokenward.server.context import AppContext
+from tokenward.server.services.revocations import Revocations
+from tokenward.server.services.sessions import Sessions
 from tokenward.store.base import User
 
-__all__ = ["Accounts"]
+__all__ = ["ROLE_PATTERN", "USERNAME_PATTERN", "Accounts"]
+
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+ROLE_PATTERN = re.compile(r"[A-Za-z0-9:._-]{1,64}")
+MAX_LOCK_DOUBLINGS = 32  # 2**32 * base is far beyond any cap; keeps the float finite
+_BAD_CREDENTIALS = "invalid username or password"
 
 
 class Accounts:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
 
+    # -- create -------------------------------------------------------------------------
     async def create(self, username: str, password: str, *, roles: Sequence[str] = ()) -> User:
         """Validate name and password policy, hash with argon2id, store. Conflict if taken."""
-        raise NotImplementedError
+        if not USERNAME_PATTERN.fullmatch(username):
+            raise BadRequest("username must be 1-64 characters of letters, digits and ._@-")
+        bad_roles = [r for r in roles if not ROLE_PATTERN.fullmatch(r)]
+        if bad_roles:
+            raise BadRequest("roles must be 1-64 characters of letters, digits and :._-")
+        self.ctx.passwords.check_policy(password, username=username)
+        if await self.ctx.store.get_user_by_name(username) is not None:
+            raise Conflict(f"username {username!r} is taken")
+        now = self.ctx.clock()
+        user = User(
+            id=uuid.uuid4().hex,
+            username=username,
+            password_hash=await asyncio.to_thread(self.ctx.passwords.hash, password),
+            roles=tuple(dict.fromkeys(roles)),
+            created_at=now,
+            password_changed_at=now,
+        )
+        await self.ctx.store.add_user(user)  # raises Conflict if a concurrent create won
+        await self.ctx.audit.emit(
+            "user.created", user_id=user.id, username=username, roles=list(user.roles)
+        )
+        return user
 
+    # -- authenticate -------------------------------------------------------------------
     async def authenticate(self, username: str, password: str, *, request: RequestInfo) -> User:
         """Rate limits, lockout, dummy verify for unknown users, rehash. AuthenticationFailed."""
-        raise NotImplementedError
+        self._rate_limit(username, request)
+        found = None
+        if USERNAME_PATTERN.fullmatch(username):
+            found = await self.ctx.store.get_user_by_name(username)
+        if found is None:
+            await asyncio.to_thread(self.ctx.passwords.dummy_verify, password)
+            await self._failed(None, username[:64], request, "unknown_user")
+            raise AuthenticationFailed(_BAD_CREDENTIALS)
+        user: User = found
+        await self._refuse_if_locked(user, request)
+        if not await asyncio.to_thread(self.ctx.passwords.verify, user.password_hash, password):
+            await self._record_failure(user, request)
+            raise AuthenticationFailed(_BAD_CREDENTIALS)
+        if user.disabled:  # only after the password verified: same work, same answer
+            await self._failed(user.id, user.username, request, "disabled")
+            raise AuthenticationFailed(_BAD_CREDENTIALS)
+        return await self._succeeded(user, password, request)
 
+    def _rate_limit(self, username: str, request: RequestInfo) -> None:
+        try:
+            self.ctx.limiter.hit("login:ip", request.ip or "-")
+            self.ctx.limiter.hit("login:account", username[:64].lower())
+        except RateLimited:
+            self.ctx.metrics.logins.labels(result="rate_limited").inc()
+            raise
+
+    async def _refuse_if_locked(self, user: User, request: RequestInfo) -> None:
+        """While locked even the right password is refused: 429 with Retry-After."""
+        now = self.ctx.clock()
+        if user.locked_until is None or now >= user.locked_until:
+            return
+        await self._failed(user.id, user.username, request, "locked")
+        raise RateLimited("too many requests", retry_after=user.locked_until - now)
+
+    async def _record_failure(self, user: User, request: RequestInfo) -> None:
+        """Progressive lockout: base * 2**(n - threshold) seconds from the threshold on, capped."""
+        settings, now = self.ctx.settings, self.ctx.clock()
+        failures = user.failed_logins + 1
+        locked_until = None
+        if failures >= settings.lockout_threshold:
+            doublings = min(failures - settings.lockout_threshold, MAX_LOCK_DOUBLINGS)
+            seconds = settings.lockout_base_seconds * 2**doublings
+            locked_until = now + min(seconds, settings.lockout_max_seconds)
+        await self.ctx.store.update_user(user.id, failed_logins=failures, locked_until=locked_until)
+        await self._failed(user.id, user.username, request, "bad_password", failures=failures)
+        if locked_until is not None:
+            self.ctx.metrics.logins.labels(result="locked").inc()
+            await self.ctx.audit.emit(
+                "login.locked",
+                user_id=user.id,
+                username=user.username,
+                request=request,
+                failures=failures,
+                locked_seconds=round(locked_until - now, 3),
+            )
+
+    async def _failed(
+        self,
+        user_id: str | None,
+        username: str,
+        request: RequestInfo,
+        reason: str,
+        **data: Any,
+    ) -> None:
+        self.ctx.metrics.logins.labels(result="failed").inc()
+        await self.ctx.audit.emit(
+            "login.failed",
+            user_id=user_id,
+            username=username,
+            request=request,
+            reason=reason,
+            **data,
+        )
+
+    async def _succeeded(self, user: User, password: str, request: RequestInfo) -> User:
+        """Reset the lockout counter; rehash when the argon2 parameters changed."""
+        changes: dict[str, object] = {}
+        if user.failed_logins or user.locked_until is not None:
+            changes.update(failed_logins=0, locked_until=None)
+        if self.ctx.passwords.needs_rehash(user.password_hash):
+            changes["password_hash"] = await asyncio.to_thread(self.ctx.passwords.hash, password)
+        if changes:
+            user = await self.ctx.store.update_user(user.id, **changes) or user
+        self.ctx.metrics.logins.labels(result="succeeded").inc()
+        await self.ctx.audit.emit(
+            "login.succeeded",
+            user_id=user.id,
+            username=user.username,
+            request=request,
+            rehashed="password_hash" in changes,
+        )
+        return user
+
+    # -- password, disable, unlock ------------------------------------------------------
     async def change_password(
-        self, user_id: str, current: str, new: str, *, request: RequestInfo, keep_session: str | None
+        self,
+        user_id: str,
+        current: str,
+        new: str,
+        *,
+        request: RequestInfo,
+        keep_session: str | None,
     ) -> User:
-        raise NotImplementedError
+        """Verify, set, and end every other session; every access token of the user dies."""
+        user = await self._get(user_id)
+        self.ctx.limiter.hit("login:account", user.username.lower())
+        if not await asyncio.to_thread(self.ctx.passwords.verify, user.password_hash, current):
+            await self._failed(user.id, user.username, request, "bad_current_password")
+            raise AuthenticationFailed("the current password is wrong")
+        if new == current:
+            raise BadRequest("the new password must differ from the current one")
+        self.ctx.passwords.check_policy(new, username=user.username)
+        password_hash = await asyncio.to_thread(self.ctx.passwords.hash, new)
+        user = (
+            await self.ctx.store.update_user(
+                user.id, password_hash=password_hash, password_changed_at=self.ctx.clock()
+            )
+            or user
+        )
+        ended = await self._end_everything(user.id, "password_changed", request, keep_session)
+        await self.ctx.audit.emit(
+            "password.changed",
+            user_id=user.id,
+            username=user.username,
+            request=request,
+            session_id=keep_session,
+            sessions_ended=ended,
+        )
+        return user
 
     async def set_disabled(self, user_id: str, disabled: bool, *, request: RequestInfo) -> User:
-        raise NotImplementedError
+        """Disabling ends every session and revokes every access token of the user."""
+        user = await self.ctx.store.update_user(user_id, disabled=disabled)
+        if user is None:
+            raise NotFound("no such user")
+        ended = await self._end_everything(user.id, "disabled", request) if disabled else 0
+        await self.ctx.audit.emit(
+            "user.disabled" if disabled else "user.enabled",
+            user_id=user.id,
+            username=user.username,
+            request=request,
+            sessions_ended=ended,
+        )
+        return user
 
     async def unlock(self, user_id: str, *, request: RequestInfo) -> User:
-        raise NotImplementedError
+        user = await self.ctx.store.update_user(user_id, failed_logins=0, locked_until=None)
+        if user is None:
+            raise NotFound("no such user")
+        await self.ctx.audit.emit(
+            "user.unlocked", user_id=user.id, username=user.username, request=request
+        )
+        return user
+
+    async def _end_everything(
+        self, user_id: str, reason: str, request: RequestInfo, keep: str | None = None
+    ) -> int:
+        """Bump the token version (access tokens die) and end the sessions but ``keep``."""
+        await Revocations(self.ctx).revoke_user_tokens(user_id)
+        return await Sessions(self.ctx).end_all(user_id, reason=reason, request=request, keep=keep)
+
+    async def _get(self, user_id: str) -> User:
+        user = await self.ctx.store.get_user(user_id)
+        if user is None or user.disabled:
+            raise AuthenticationFailed(_BAD_CREDENTIALS)
+        return user

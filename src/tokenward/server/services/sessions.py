@@ -1,19 +1,39 @@
 """Refresh families: start, rotate with reuse detection, end (SECURITY.md "Refresh tokens").
 
-INTERFACE STUB — implemented by the sessions work; signatures are the contract other
-modules code against.
+Refresh tokens are opaque, 256 random bits (SECURITY.md refresh rule 1), stored only as
+their SHA-256. A refresh is one compare-and-set ``active -> used`` plus the child's insert
+in the store (rule 2); presenting a used token revokes the family and the access tokens
+minted from it (rule 3, RFC 9700 §4.14.2), except the immediately previous token inside
+the optional grace window. Families die on absolute lifetime and idle timeout (rule 4);
+a token is bound to its client and may only narrow its scope (rule 5, RFC 6749 §6).
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from tokenward.errors import OAuthError
 from tokenward.server.audit import RequestInfo
 from tokenward.server.context import AppContext
-from tokenward.store.base import Family, User
+from tokenward.server.services.revocations import Revocations
+from tokenward.server.services.tokens import AccessToken, AccessTokens
+from tokenward.store.base import Family, RefreshState, RefreshToken, RotateOutcome, User
 
-__all__ = ["Sessions", "TokenPair"]
+__all__ = ["Sessions", "TokenPair", "hash_refresh_token"]
+
+# Audit event for ending sessions, by reason; other reasons (password change, disable)
+# are audited by the caller under its own event.
+_END_EVENTS = {
+    "logout": "logout",
+    "logout_all": "logout_all",
+    "revoked": "session.revoked",
+    "admin": "session.revoked",
+}
+_INVALID = "the refresh token is invalid, expired or revoked"
 
 
 @dataclass(frozen=True)
@@ -26,31 +46,249 @@ class TokenPair:
     token_type: str = "Bearer"
 
 
+def hash_refresh_token(token: str) -> str:
+    """The only form in which a refresh token is stored."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _invalid_grant() -> OAuthError:
+    # RFC 6749 §5.2: one answer for unknown, expired, revoked, reused and foreign tokens.
+    return OAuthError("invalid_grant", _INVALID)
+
+
+def _narrowed(granted: str, requested: str | None) -> str:
+    """RFC 6749 §6: the requested scope must not include any scope not originally granted."""
+    if not requested:
+        return granted
+    wanted = requested.split()
+    if not set(wanted) <= set(granted.split()):
+        raise OAuthError("invalid_scope", "the requested scope exceeds the granted scope")
+    return " ".join(dict.fromkeys(wanted))
+
+
 class Sessions:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
+        self._tokens = AccessTokens(ctx)
+        self._revocations = Revocations(ctx)
 
+    # -- start --------------------------------------------------------------------------
     async def start(
         self, user: User, *, client_id: str, scope: str, request: RequestInfo
     ) -> TokenPair:
         """New family (session) for ``user`` + its first refresh token + an access token."""
-        raise NotImplementedError
+        now, settings = self.ctx.clock(), self.ctx.settings
+        family = Family(
+            id=uuid.uuid4().hex,
+            user_id=user.id,
+            client_id=client_id,
+            scope=scope,
+            created_at=now,
+            last_used_at=now,
+            expires_at=now + settings.refresh_absolute_ttl,
+            idle_expires_at=self._idle_deadline(now, now + settings.refresh_absolute_ttl),
+            user_agent=request.user_agent,
+            ip=request.ip,
+        )
+        access = self._tokens.mint(user, client_id=client_id, scope=scope, session_id=family.id)
+        token, first = self._member(family, access, generation=0, parent=None, now=now)
+        await self.ctx.store.start_family(family, first)
+        return self._pair(access, token, family.id)
 
+    # -- refresh ------------------------------------------------------------------------
     async def refresh(
         self, refresh_token: str, *, client_id: str, scope: str | None, request: RequestInfo
     ) -> TokenPair:
         """Rotate: raises OAuthError("invalid_grant") on unknown/expired/reused/wrong client."""
-        raise NotImplementedError
+        now = self.ctx.clock()
+        presented = await self.ctx.store.get_refresh(hash_refresh_token(refresh_token))
+        if presented is None or presented.client_id != client_id:
+            raise self._refused("invalid")
+        granted = _narrowed(presented.scope, scope)
+        family, user = await self._live_family(presented, now)
+        access = self._tokens.mint(user, client_id=client_id, scope=granted, session_id=family.id)
+        token, child = self._member(
+            family,
+            access,
+            generation=presented.generation + 1,
+            parent=presented.token_hash,
+            now=now,
+        )
+        idle = self._idle_deadline(now, family.expires_at)
+        result = await self.ctx.store.rotate_refresh(presented.token_hash, child, now, idle)
+        if result.outcome is RotateOutcome.ROTATED:
+            await self._rotated(family, user, child, request)
+            return self._pair(access, token, family.id)
+        if result.outcome is RotateOutcome.REUSED and result.token is not None:
+            if await self._grace(result.token, child, now, idle):
+                await self._rotated(family, user, child, request, grace=True)
+                return self._pair(access, token, family.id)
+            await self._reuse_detected(result.token, user, request)
+        raise self._refused("invalid")
 
+    async def _live_family(self, presented: RefreshToken, now: float) -> tuple[Family, User]:
+        """The token's family and user, if both may still be used (rules 4 and account state)."""
+        family = await self.ctx.store.get_family(presented.family_id)
+        if family is None or family.revoked_at is not None:
+            raise self._refused("revoked")
+        if now >= family.expires_at or now >= family.idle_expires_at:
+            raise self._refused("expired")
+        # A used token skips its own expiry so that replaying it still counts as reuse.
+        if presented.state is RefreshState.ACTIVE and now >= presented.expires_at:
+            raise self._refused("expired")
+        user = await self.ctx.store.get_user(presented.user_id)
+        if user is None or user.disabled:
+            raise self._refused("user_inactive")
+        return family, user
+
+    async def _grace(
+        self, presented: RefreshToken, child: RefreshToken, now: float, idle: float
+    ) -> bool:
+        """Rule 3's grace window: only the immediate parent of the active token, only briefly.
+
+        The store atomically replaces the parent's active child (the newest member) with
+        ``child``, so exactly one member stays active, and refuses when the parent has no
+        active child. The stand-in is stored without a parent link: the parent then has no
+        active child any more, so its grace is spent and a third presentation is reuse.
+        """
+        window = self.ctx.settings.refresh_grace_seconds
+        if window <= 0 or presented.state is not RefreshState.USED or presented.used_at is None:
+            return False
+        if now - presented.used_at > window:
+            return False
+        stand_in = replace(child, parent_hash=None)
+        return await self.ctx.store.regrant_refresh(presented.token_hash, stand_in, now, idle)
+
+    async def _reuse_detected(
+        self, presented: RefreshToken, user: User, request: RequestInfo
+    ) -> None:
+        """RFC 9700 §4.14.2: a replayed refresh token kills the whole family."""
+        await self._revoke_family(presented.family_id, "reuse_detected")
+        self.ctx.metrics.reuse_detected.inc()
+        await self.ctx.audit.emit(
+            "refresh.reuse_detected",
+            user_id=user.id,
+            username=user.username,
+            request=request,
+            session_id=presented.family_id,
+            generation=presented.generation,
+            state=str(presented.state),
+        )
+
+    async def _rotated(
+        self,
+        family: Family,
+        user: User,
+        child: RefreshToken,
+        request: RequestInfo,
+        *,
+        grace: bool = False,
+    ) -> None:
+        self.ctx.metrics.refreshes.labels(result="grace" if grace else "rotated").inc()
+        await self.ctx.audit.emit(
+            "refresh.rotated",
+            user_id=user.id,
+            username=user.username,
+            request=request,
+            session_id=family.id,
+            generation=child.generation,
+            grace=grace,
+        )
+
+    def _refused(self, reason: str) -> OAuthError:
+        self.ctx.metrics.refreshes.labels(result=reason).inc()
+        return _invalid_grant()
+
+    # -- building blocks ----------------------------------------------------------------
+    def _idle_deadline(self, now: float, absolute: float) -> float:
+        return min(absolute, now + self.ctx.settings.refresh_idle_ttl)
+
+    def _member(
+        self,
+        family: Family,
+        access: AccessToken,
+        *,
+        generation: int,
+        parent: str | None,
+        now: float,
+    ) -> tuple[str, RefreshToken]:
+        """A fresh opaque refresh token (256 bits, rule 1) and its stored record."""
+        token = secrets.token_urlsafe(32)
+        record = RefreshToken(
+            token_hash=hash_refresh_token(token),
+            family_id=family.id,
+            generation=generation,
+            parent_hash=parent,
+            client_id=family.client_id,
+            user_id=family.user_id,
+            scope=family.scope,
+            created_at=now,
+            expires_at=self._idle_deadline(now, family.expires_at),
+            access_jti=access.jti,
+            access_exp=access.exp,
+        )
+        return token, record
+
+    def _pair(self, access: AccessToken, refresh_token: str, family_id: str) -> TokenPair:
+        return TokenPair(
+            access_token=access.token,
+            refresh_token=refresh_token,
+            expires_in=self._tokens.expires_in(access),
+            family_id=family_id,
+            scope=access.scope,
+        )
+
+    async def _revoke_family(self, family_id: str, reason: str) -> None:
+        denied = await self.ctx.store.revoke_family(family_id, reason, self.ctx.clock())
+        for jti, exp in denied:
+            await self._revocations.deny(jti, exp)
+
+    # -- end ----------------------------------------------------------------------------
     async def end(self, family_id: str, *, reason: str, request: RequestInfo) -> None:
         """Revoke one family and deny the access tokens minted from it."""
-        raise NotImplementedError
+        family = await self.ctx.store.get_family(family_id)
+        await self._revoke_family(family_id, reason)
+        event = _END_EVENTS.get(reason)
+        if event is not None and family is not None:
+            await self.ctx.audit.emit(
+                event,
+                user_id=family.user_id,
+                request=request,
+                session_id=family_id,
+                reason=reason,
+            )
 
     async def end_all(
         self, user_id: str, *, reason: str, request: RequestInfo, keep: str | None = None
     ) -> int:
         """Revoke every family of the user (except ``keep``); returns how many."""
-        raise NotImplementedError
+        ended = [f.id for f in await self.ctx.store.list_families(user_id) if f.id != keep]
+        denied = await self.ctx.store.revoke_user_families(
+            user_id, reason, self.ctx.clock(), keep=keep
+        )
+        for jti, exp in denied:
+            await self._revocations.deny(jti, exp)
+        event = _END_EVENTS.get(reason)
+        if event is not None and (ended or reason == "logout_all"):  # no noise for no-ops
+            await self.ctx.audit.emit(
+                event,
+                user_id=user_id,
+                request=request,
+                session_id=keep,
+                reason=reason,
+                sessions=len(ended),
+            )
+        return len(ended)
 
     async def list(self, user_id: str) -> Sequence[Family]:
-        raise NotImplementedError
+        """The user's live sessions (revoked or expired families left out)."""
+        now = self.ctx.clock()
+        families = await self.ctx.store.list_families(user_id, active_only=True)
+        return [f for f in families if now < f.expires_at and now < f.idle_expires_at]
+
+    async def family_of(self, refresh_token: str, *, client_id: str) -> str | None:
+        """The family id of a refresh token of ``client_id`` (logout by cookie), if any."""
+        record = await self.ctx.store.get_refresh(hash_refresh_token(refresh_token))
+        if record is None or record.client_id != client_id:
+            return None
+        return record.family_id

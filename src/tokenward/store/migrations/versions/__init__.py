@@ -1,0 +1,1 @@
+"""Alembic revisions of the tokenward schema, oldest first (0001, 0002, ...)."""
