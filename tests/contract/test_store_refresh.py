@@ -182,7 +182,9 @@ async def test_regrant_replaces_the_active_child(store: Store) -> None:
     r0 = await started(store)
     r1 = await rotate(store, r0, "r1", T0 + 60)
     again = child(r0, "r1-again", T0 + 61)
-    assert await store.regrant_refresh(r0.token_hash, again, T0 + 61, T0 + 61 + DAY) is True
+    replaced = await store.regrant_refresh(r0.token_hash, again, T0 + 61, T0 + 61 + DAY)
+    assert replaced is not None and replaced.token_hash == r1.token_hash
+    assert replaced.access_jti == r1.access_jti  # so the caller can deny its access token
     assert await state(store, r1) is REVOKED
     assert await store.get_refresh(again.token_hash) == again
     assert await state(store, r0) is USED
@@ -191,15 +193,26 @@ async def test_regrant_replaces_the_active_child(store: Store) -> None:
     await rotate(store, again, "r2", T0 + 120)  # the replacement rotates normally
 
 
+async def test_regrant_happens_once_per_parent(store: Store) -> None:
+    r0 = await started(store)
+    await rotate(store, r0, "r1", T0 + 60)
+    first = child(r0, "again", T0 + 61)
+    assert await store.regrant_refresh(r0.token_hash, first, T0 + 61, T0 + DAY) is not None
+    second = child(r0, "again2", T0 + 62)
+    assert await store.regrant_refresh(r0.token_hash, second, T0 + 62, T0 + DAY) is None
+    assert await store.get_refresh(second.token_hash) is None
+    assert await state(store, first) is ACTIVE
+
+
 async def test_regrant_without_an_active_child_is_refused(store: Store) -> None:
     r0 = await started(store)
     r1 = await rotate(store, r0, "r1", T0 + 60)
     await rotate(store, r1, "r2", T0 + 120)  # r1 moved on: r0 is no longer "the previous"
     late = child(r0, "late", T0 + 121)
-    assert await store.regrant_refresh(r0.token_hash, late, T0 + 121, T0 + DAY) is False
+    assert await store.regrant_refresh(r0.token_hash, late, T0 + 121, T0 + DAY) is None
     assert await store.get_refresh(late.token_hash) is None
     fresh = child(r0, "fresh", T0 + 1)
-    assert await store.regrant_refresh(h("unknown"), fresh, T0 + 1, T0 + DAY) is False
+    assert await store.regrant_refresh(h("unknown"), fresh, T0 + 1, T0 + DAY) is None
     assert await store.get_refresh(fresh.token_hash) is None
 
 
@@ -208,7 +221,7 @@ async def test_regrant_in_a_revoked_family_is_refused(store: Store) -> None:
     await rotate(store, r0, "r1", T0 + 60)
     await store.revoke_family("f1", "reuse", T0 + 61)
     late = child(r0, "late", T0 + 62)
-    assert await store.regrant_refresh(r0.token_hash, late, T0 + 62, T0 + DAY) is False
+    assert await store.regrant_refresh(r0.token_hash, late, T0 + 62, T0 + DAY) is None
     assert await store.get_refresh(late.token_hash) is None
 
 
@@ -219,16 +232,17 @@ async def test_concurrent_regrants_leave_one_active_child(store: Store) -> None:
     answers: list[bool] = []
 
     async def attempt(new: RefreshToken) -> None:
-        answers.append(await store.regrant_refresh(r0.token_hash, new, T0 + 61, T0 + DAY))
+        got = await store.regrant_refresh(r0.token_hash, new, T0 + 61, T0 + DAY)
+        answers.append(got is not None)
 
     async with anyio.create_task_group() as tg:
         for new in regrants:
             tg.start_soon(attempt, new)
-    # each regrant replaced the active child the one before it left, as if run in turn
-    assert answers == [True] * 10
+    # exactly one regrant wins; the others find the grace spent
+    assert sorted(answers) == [False] * 9 + [True]
     states = [await state(store, t) for t in [r1, *regrants]]
     assert states.count(ACTIVE) == 1
-    assert states.count(REVOKED) == 10
+    assert await state(store, r1) is REVOKED
 
 
 # revocation ------------------------------------------------------------------------------

@@ -63,6 +63,8 @@ async def test_previous_token_within_the_window_works_once(
     retry = await refresh(client, first)
     assert retry.status_code == 200
     assert await active_members(ctx, first) == 1  # the lost token was replaced, not added
+    lost_access = {"Authorization": f"Bearer {lost.json()['access_token']}"}
+    assert (await client.get("/api/v1/me", headers=lost_access)).status_code == 401
     assert (await refresh(client, lost.json()["refresh_token"])).status_code == 400
     events = await ctx.store.list_audit(type="refresh.rotated")
     assert sorted(e.data["grace"] for e in events) == [False, True]

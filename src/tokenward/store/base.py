@@ -160,7 +160,11 @@ class Store(Protocol):
     ) -> RotateResult: ...
     async def regrant_refresh(
         self, parent_hash: str, child: RefreshToken, now: float, idle_expires_at: float
-    ) -> bool: ...  # grace window: atomically revoke parent's active child, insert ``child``
+    ) -> RefreshToken | None: ...
+    # Grace window (SECURITY.md refresh rule 3), once per parent: if the parent's only
+    # child is ACTIVE, atomically revoke it and insert ``child``; returns the revoked child
+    # (whose access token the caller denies). None when there is no active child, or the
+    # parent already has a revoked child (its grace is spent).
     async def revoke_family(
         self, family_id: str, reason: str, now: float
     ) -> Sequence[tuple[str, float]]: ...  # returns (access_jti, access_exp) to deny

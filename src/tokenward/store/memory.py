@@ -163,17 +163,18 @@ class MemoryStore:
 
     async def regrant_refresh(
         self, parent_hash: str, child: RefreshToken, now: float, idle_expires_at: float
-    ) -> bool:
+    ) -> RefreshToken | None:
         async with self._lock:
             parent = self._tokens.get(parent_hash)
-            sibling = None if parent is None else self._active_child(parent)
-            if parent is None or sibling is None:
-                return False
+            children = [] if parent is None else self._children(parent)
+            if parent is None or len(children) != 1 or children[0].state is not RefreshState.ACTIVE:
+                return None
             self._check_new(child)
+            sibling = children[0]
             self._tokens[sibling.token_hash] = replace(sibling, state=RefreshState.REVOKED)
             self._insert(child)
             self._touch(parent.family_id, now, idle_expires_at)
-            return True
+            return sibling
 
     async def revoke_family(
         self, family_id: str, reason: str, now: float
@@ -192,16 +193,9 @@ class MemoryStore:
             ]
             return [pair for fid in doomed for pair in self._revoke(fid, reason, now)]
 
-    def _active_child(self, parent: RefreshToken) -> RefreshToken | None:
-        children = (self._tokens[h] for h in self._members[parent.family_id])
-        return next(
-            (
-                t
-                for t in children
-                if t.parent_hash == parent.token_hash and t.state is RefreshState.ACTIVE
-            ),
-            None,
-        )
+    def _children(self, parent: RefreshToken) -> list[RefreshToken]:
+        members = (self._tokens[h] for h in self._members[parent.family_id])
+        return [t for t in members if t.parent_hash == parent.token_hash]
 
     def _check_new(self, token: RefreshToken) -> None:
         # checked before any change, so a failed insert leaves nothing half-done

@@ -196,7 +196,7 @@ class SQLStore:
 
     async def regrant_refresh(
         self, parent_hash: str, child: RefreshToken, now: float, idle_expires_at: float
-    ) -> bool:
+    ) -> RefreshToken | None:
         async with self._write("token already exists") as conn:
             return await sql_refresh.regrant(conn, parent_hash, child, now, idle_expires_at)
 

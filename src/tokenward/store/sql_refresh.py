@@ -115,26 +115,29 @@ async def regrant(
     child: RefreshToken,
     now: float,
     idle_expires_at: float,
-) -> bool:
-    # Regrants of one parent queue on its family's row, so each sees the child the
-    # previous one inserted, as if run one after another. Without it, a second concurrent
-    # regrant on PostgreSQL would match neither the child just revoked nor the one just
-    # inserted (outside its snapshot).
+) -> RefreshToken | None:
+    # Regrants of one parent queue on its family's row, so each sees what the previous
+    # one did, as if run one after another: the first wins, the rest find the grace spent.
     parent = await get_refresh(conn, parent_hash)
     if parent is None:
-        return False
+        return None
     await _lock_families(conn, [parent.family_id])
+    rows = await conn.execute(sa.select(refresh_tokens).where(_T.parent_hash == parent_hash))
+    children = [_token(r) for r in rows]
+    if len(children) != 1 or children[0].state is not RefreshState.ACTIVE:
+        return None
+    sibling = children[0]
     # the compare-and-set on the active child, as in rotate
     replaced = await conn.execute(
         sa.update(refresh_tokens)
-        .where(_T.parent_hash == parent_hash, _T.state == ACTIVE)
+        .where(_T.token_hash == sibling.token_hash, _T.state == ACTIVE)
         .values(state=RefreshState.REVOKED.value)
     )
     if replaced.rowcount < 1:
-        return False
+        return None
     await conn.execute(sa.insert(refresh_tokens).values(**_token_row(child)))
     await _touch(conn, parent.family_id, now, idle_expires_at)
-    return True
+    return sibling
 
 
 async def revoke_family(

@@ -14,7 +14,7 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from tokenward.errors import OAuthError
 from tokenward.server.audit import RequestInfo
@@ -144,20 +144,23 @@ class Sessions:
     async def _grace(
         self, presented: RefreshToken, child: RefreshToken, now: float, idle: float
     ) -> bool:
-        """Rule 3's grace window: only the immediate parent of the active token, only briefly.
+        """Rule 3's grace window: only the immediate parent of the active token, once, briefly.
 
         The store atomically replaces the parent's active child (the newest member) with
-        ``child``, so exactly one member stays active, and refuses when the parent has no
-        active child. The stand-in is stored without a parent link: the parent then has no
-        active child any more, so its grace is spent and a third presentation is reuse.
+        ``child``, so exactly one member stays active; a second presentation of the parent
+        finds its grace spent and counts as reuse. The replaced child's access token dies.
         """
         window = self.ctx.settings.refresh_grace_seconds
         if window <= 0 or presented.state is not RefreshState.USED or presented.used_at is None:
             return False
         if now - presented.used_at > window:
             return False
-        stand_in = replace(child, parent_hash=None)
-        return await self.ctx.store.regrant_refresh(presented.token_hash, stand_in, now, idle)
+        replaced = await self.ctx.store.regrant_refresh(presented.token_hash, child, now, idle)
+        if replaced is None:
+            return False
+        if replaced.access_jti:
+            await self._revocations.deny(replaced.access_jti, replaced.access_exp)
+        return True
 
     async def _reuse_detected(
         self, presented: RefreshToken, user: User, request: RequestInfo
