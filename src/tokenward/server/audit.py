@@ -65,13 +65,25 @@ class Audit:
     ) -> AuditEvent:
         info = request or RequestInfo()
         event = AuditEvent(
-            id=uuid.uuid4().hex, at=self._clock(), type=type, user_id=user_id,
-            username=username, ip=info.ip or None, user_agent=info.user_agent or None,
-            session_id=session_id, data=redact(data),
+            id=uuid.uuid4().hex,
+            at=self._clock(),
+            type=type,
+            user_id=user_id,
+            username=username,
+            ip=info.ip or None,
+            user_agent=info.user_agent or None,
+            session_id=session_id,
+            data=redact(data),
         )
         self._log.info(
-            type, event_id=event.id, user_id=user_id, username=username, ip=event.ip,
-            user_agent=event.user_agent, session_id=session_id, **event.data,
+            type,
+            event_id=event.id,
+            user_id=user_id,
+            username=username,
+            ip=event.ip,
+            user_agent=event.user_agent,
+            session_id=session_id,
+            **event.data,
         )
         await self._store.add_audit(event)
         return event

@@ -69,20 +69,36 @@ async def build_context(
     view = RevocationView()
     await hydrate(store, view, settings.issuer, clock())
     issuer = Issuer(
-        ring, issuer=settings.issuer, default_ttl=settings.access_ttl,
-        max_ttl=settings.access_ttl, client_id=FIRST_PARTY_CLIENT, clock=clock,
+        ring,
+        issuer=settings.issuer,
+        default_ttl=settings.access_ttl,
+        max_ttl=settings.access_ttl,
+        client_id=FIRST_PARTY_CLIENT,
+        clock=clock,
     )
     verifier = Verifier(
-        ring, issuer=settings.issuer, audience=settings.effective_audience, clock=clock,
+        ring,
+        issuer=settings.issuer,
+        audience=settings.effective_audience,
+        clock=clock,
         revocation=view,
     )
     passwords = Passwords(
-        time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
-        parallelism=settings.argon2_parallelism, min_length=settings.password_min_length,
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
+        min_length=settings.password_min_length,
     )
     return AppContext(
-        settings=settings, store=store, clock=clock, ring=ring, issuer=issuer,
-        verifier=verifier, revocation=view, passwords=passwords,
-        limiter=Limiter(_limits(settings), settings.redis_url), audit=Audit(store, clock),
+        settings=settings,
+        store=store,
+        clock=clock,
+        ring=ring,
+        issuer=issuer,
+        verifier=verifier,
+        revocation=view,
+        passwords=passwords,
+        limiter=Limiter(_limits(settings), settings.redis_url),
+        audit=Audit(store, clock),
         metrics=Metrics(),
     )

@@ -66,7 +66,9 @@ def principal(request: Request) -> Principal:
     return Principal(
         subject=claims["sub"],
         claims=claims,
-        roles=frozenset(r for r in roles if isinstance(r, str)) if isinstance(roles, list) else frozenset(),
+        roles=frozenset(r for r in roles if isinstance(r, str))
+        if isinstance(roles, list)
+        else frozenset(),
         session_id=claims.get("sid") if isinstance(claims.get("sid"), str) else None,
     )
 

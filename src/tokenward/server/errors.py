@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tokenward.errors import AccessDenied, InvalidToken, OAuthError, RateLimited, TokenwardError
 
-__all__ = ["install_error_handlers"]
+__all__ = ["install_error_handlers", "problem"]
 
 log = logging.getLogger("tokenward.server")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -30,16 +30,24 @@ def _is_oauth(request: Request) -> bool:
     return request.url.path.startswith("/oauth2/")
 
 
-def problem(status: int, error: str, detail: str, headers: dict[str, str] | None = None,
-            **extra: Any) -> JSONResponse:
+def problem(
+    status: int, error: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     """RFC 9457 problem details."""
-    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
-            "detail": detail, "error": error, **extra}
+    body = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "error": error,
+        **extra,
+    }
     return JSONResponse(body, status, headers=headers, media_type="application/problem+json")
 
 
-def oauth_error(status: int, error: str, detail: str, headers: dict[str, str] | None = None
-                ) -> JSONResponse:
+def oauth_error(
+    status: int, error: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """RFC 6749 §5.2 error response."""
     body = {"error": error, "error_description": detail}
     return JSONResponse(body, status, headers={**NO_STORE, **(headers or {})})
@@ -79,8 +87,10 @@ async def _tokenward_error(request: Request, exc: Exception) -> Response:
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     # Never echo the input back: it may be a password.
-    errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
-              for e in exc.errors()][:20]
+    errors = [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+        for e in exc.errors()
+    ][:20]
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     detail = f"{'.'.join(first['loc'][1:]) or 'body'}: {first['msg']}"
     if _is_oauth(request):
@@ -88,11 +98,18 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return problem(400, "invalid_request", detail, errors=errors)
 
 
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    503: "temporarily_unavailable",
+}
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
-    error = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
-        status, "http_error")
+    error = _HTTP_CODES.get(status, "http_error")
     return problem(status, error, str(exc.detail), dict(exc.headers or {}))
 
 

@@ -16,7 +16,9 @@ def rotation_policy(settings: Settings) -> RotationPolicy:
     return RotationPolicy(
         alg=settings.signing_alg,
         period=settings.key_rotation_days * DAY,
-        publish_ahead=min(settings.key_publish_ahead_hours * 3600, settings.key_rotation_days * DAY / 2),
+        publish_ahead=min(
+            settings.key_publish_ahead_hours * 3600, settings.key_rotation_days * DAY / 2
+        ),
         max_token_ttl=settings.access_ttl,
     )
 
@@ -42,7 +44,11 @@ def load_or_create_ring(settings: Settings, clock: Clock) -> KeyRing:
     now = clock()
     secret = settings.hmac_secret
     if settings.signing_alg.startswith("HS") and secret is not None:
-        ring.add(ManagedKey.create(settings.signing_alg, now, material=secret.get_secret_value().encode()))
+        ring.add(
+            ManagedKey.create(
+                settings.signing_alg, now, material=secret.get_secret_value().encode()
+            )
+        )
     else:
         ring.generate(settings.signing_alg, now)
     try:

@@ -27,12 +27,20 @@ class Passwords:
     """argon2id hash / verify / rehash-check, dummy verify, and the policy check."""
 
     def __init__(
-        self, *, time_cost: int = 2, memory_kib: int = 19456, parallelism: int = 1,
+        self,
+        *,
+        time_cost: int = 2,
+        memory_kib: int = 19456,
+        parallelism: int = 1,
         min_length: int = 8,
     ) -> None:
         self._hasher = PasswordHasher(
-            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism,
-            hash_len=32, salt_len=16, type=Type.ID,
+            time_cost=time_cost,
+            memory_cost=memory_kib,
+            parallelism=parallelism,
+            hash_len=32,
+            salt_len=16,
+            type=Type.ID,
         )
         self._min_length = min_length
         self._dummy = self._hasher.hash(secrets.token_urlsafe(16))

@@ -8,7 +8,7 @@ from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from tokenward.errors import RateLimited
+from tokenward.errors import ConfigError, RateLimited
 
 __all__ = ["Limiter"]
 
@@ -17,7 +17,10 @@ class Limiter:
     """Named limits ("login:ip" -> "20/minute"); ``hit`` raises RateLimited with Retry-After."""
 
     def __init__(self, limits: dict[str, str], storage_url: str = "") -> None:
-        self._storage: Storage = storage_from_string(storage_url) if storage_url else MemoryStorage()
+        storage = storage_from_string(storage_url) if storage_url else MemoryStorage()
+        if not isinstance(storage, Storage):
+            raise ConfigError("rate-limit storage must be a synchronous limits storage")
+        self._storage: Storage = storage
         self._strategy = MovingWindowRateLimiter(self._storage)
         self._items: dict[str, RateLimitItem] = {name: parse(spec) for name, spec in limits.items()}
 

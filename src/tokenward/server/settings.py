@@ -27,6 +27,22 @@ __all__ = ["Settings", "default_data_dir"]
 MIN_HMAC_SECRET = 32
 
 
+def _origin(value: str) -> str:
+    """An explicit web origin ``scheme://host[:port]``, lower-cased as browsers send it."""
+    parts = urlsplit(value.strip().lower())
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or "*" in value
+        or parts.username is not None
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(f"CORS origin {value!r} must be scheme://host[:port], no wildcard")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "tokenward"
@@ -42,7 +58,7 @@ class Settings(BaseSettings):
     database_url: str = ""  # default: SQLite file in data_dir
     redis_url: str = ""
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
+    port: int = Field(default=8000, ge=1, le=65535)
     issuer: str = "http://127.0.0.1:8000"
     audience: str = ""  # default: the issuer
     master_key: SecretStr | None = None
@@ -51,14 +67,14 @@ class Settings(BaseSettings):
     # keys and tokens
     signing_alg: str = "ES256"
     hmac_secret: SecretStr | None = None  # only for signing_alg HS*
-    access_ttl: int = Field(900, ge=30, le=86400)
-    key_rotation_days: float = Field(30, gt=0)
-    key_publish_ahead_hours: float = Field(24, gt=0)
+    access_ttl: int = Field(default=900, ge=30, le=86400)
+    key_rotation_days: float = Field(default=30, gt=0)
+    key_publish_ahead_hours: float = Field(default=24, gt=0)
 
     # refresh families (SECURITY.md "Refresh tokens")
-    refresh_absolute_ttl: int = Field(30 * 86400, ge=60)
-    refresh_idle_ttl: int = Field(14 * 86400, ge=60)
-    refresh_grace_seconds: float = Field(0, ge=0, le=10)
+    refresh_absolute_ttl: int = Field(default=30 * 86400, ge=60)
+    refresh_idle_ttl: int = Field(default=14 * 86400, ge=60)
+    refresh_grace_seconds: float = Field(default=0, ge=0, le=10)
 
     # cookies, CSRF, CORS
     cookie_mode: bool = False  # refresh token in a cookie by default (clients may ask per request)
@@ -68,18 +84,18 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
 
     # login protection
-    password_min_length: int = Field(8, ge=8, le=128)
+    password_min_length: int = Field(default=8, ge=8, le=128)
     login_rate_per_ip: str = "20/minute"
     login_rate_per_account: str = "10/minute"
     token_rate_per_ip: str = "60/minute"
-    lockout_threshold: int = Field(5, ge=1)
-    lockout_base_seconds: float = Field(30, gt=0)
-    lockout_max_seconds: float = Field(3600, gt=0)
-    argon2_time_cost: int = Field(2, ge=1)
-    argon2_memory_kib: int = Field(19456, ge=8192)
-    argon2_parallelism: int = Field(1, ge=1)
+    lockout_threshold: int = Field(default=5, ge=1)
+    lockout_base_seconds: float = Field(default=30, gt=0)
+    lockout_max_seconds: float = Field(default=3600, gt=0)
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19456, ge=8192)
+    argon2_parallelism: int = Field(default=1, ge=1)
 
-    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     trust_proxy_headers: bool = False
 
     @field_validator("issuer")
@@ -89,6 +105,13 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
             raise ValueError("issuer must be an http(s) URL without query")
         return value.rstrip("/")
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _explicit_origins(cls, values: list[str]) -> list[str]:
+        # Credentials are allowed cross-origin, so every origin is named exactly: never "*",
+        # "null" (sandboxed documents, file:) or a URL with a path (RFC 6454 §6.2).
+        return [_origin(v) for v in values]
 
     @classmethod
     def settings_customise_sources(
@@ -129,12 +152,21 @@ class Settings(BaseSettings):
             found.append("TOKENWARD_MASTER_KEY must be set (base64url, 32 bytes)")
         elif len(self.master_key.get_secret_value().strip()) < 43:
             found.append("TOKENWARD_MASTER_KEY is too short (32 bytes, base64url)")
-        if self.signing_alg.startswith("HS") and self.hmac_secret is not None:
-            # Absent, a random secret is generated; a given one must be long enough (R9).
-            if len(self.hmac_secret.get_secret_value().encode()) < MIN_HMAC_SECRET:
-                found.append(f"{self.signing_alg} needs hmac_secret of >= {MIN_HMAC_SECRET} bytes")
+        # Absent, a random HMAC secret is generated; a given one must be long enough (R9).
+        secret = self.hmac_secret.get_secret_value().encode() if self.hmac_secret else None
+        if (
+            self.signing_alg.startswith("HS")
+            and secret is not None
+            and len(secret) < MIN_HMAC_SECRET
+        ):
+            found.append(f"{self.signing_alg} needs hmac_secret of >= {MIN_HMAC_SECRET} bytes")
         if self.cookie_samesite == "none" and not self.cookie_secure:
             found.append("SameSite=None cookies must be Secure")
+        found.extend(
+            f"CORS origin {o} must be https"
+            for o in self.cors_origins
+            if not o.startswith("https:")
+        )
         return found
 
     def check(self) -> None:
