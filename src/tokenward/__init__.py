@@ -16,6 +16,7 @@ from tokenward.errors import (
     KeyNotFound,
     MalformedToken,
     RevokedToken,
+    SessionRevoked,
     TokenNotYetValid,
     TokenwardError,
     WrongTokenType,
@@ -23,7 +24,10 @@ from tokenward.errors import (
 from tokenward.keys import KeyPurpose, KeyRing, KeyState, ManagedKey
 from tokenward.revocation import RevocationView
 from tokenward.rotation import RotationPolicy, rotate
+from tokenward.sdk.client import TokenwardAuth
 from tokenward.sdk.jwks import RemoteJWKS
+from tokenward.sdk.principal import Principal
+from tokenward.sdk.token_store import FileTokenStore, MemoryTokenStore, TokenSet, TokenStore
 from tokenward.tokens import ACCESS_TYP, REFRESH_TYP, Issuer, StaticKeys, Verifier
 
 __version__ = "0.1.0"
@@ -34,6 +38,7 @@ __all__ = [
     "RFC9068_REQUIRED",
     "Clock",
     "ExpiredToken",
+    "FileTokenStore",
     "FrozenClock",
     "InvalidAlgorithm",
     "InvalidClaims",
@@ -48,12 +53,18 @@ __all__ = [
     "KeyState",
     "MalformedToken",
     "ManagedKey",
+    "MemoryTokenStore",
+    "Principal",
     "RemoteJWKS",
     "RevocationView",
     "RevokedToken",
     "RotationPolicy",
+    "SessionRevoked",
     "StaticKeys",
     "TokenNotYetValid",
+    "TokenSet",
+    "TokenStore",
+    "TokenwardAuth",
     "TokenwardError",
     "Verifier",
     "WrongTokenType",

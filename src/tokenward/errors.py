@@ -32,6 +32,7 @@ __all__ = [
     "RateLimited",
     "ReservedClaim",
     "RevokedToken",
+    "SessionRevoked",
     "TokenNotYetValid",
     "TokenwardError",
     "WrongTokenType",
@@ -227,3 +228,13 @@ class OAuthError(TokenwardError):
         super().__init__(detail or error, code=error)
         self.error = error
         self.status = status
+
+
+# -- client side (sdk/client.py) ------------------------------------------------------------
+
+
+class SessionRevoked(TokenwardError):
+    """The session is over: the server refused the refresh token (RFC 6749 §5.2
+    ``invalid_grant``: revoked, expired, reused or unknown) or none is stored. Log in again."""
+
+    code = "session_revoked"

@@ -202,6 +202,19 @@ class Verifier:
     def __repr__(self) -> str:
         return f"Verifier(issuer={self._rules.issuer!r}, keys={self._keys!r})"
 
+    @classmethod
+    def from_issuer(
+        cls, issuer: str, *, audience: str | Collection[str], **options: Any
+    ) -> Verifier:
+        """Keys and checks discovered from ``issuer``'s RFC 8414 metadata.
+
+        See :func:`tokenward.sdk.verifier.from_issuer` for the options (timeout, client,
+        revocation_feed, jwks_options and any Verifier keyword).
+        """
+        from tokenward.sdk.verifier import from_issuer  # noqa: PLC0415 (sdk.verifier imports us)
+
+        return from_issuer(issuer, audience=audience, verifier_class=cls, **options)
+
     def verify(self, token: str | bytes) -> dict[str, Any]:
         if not self._cache_size:
             return self._verify_cold(token)
