@@ -44,12 +44,16 @@ def request_info(request: Request) -> RequestInfo:
 
 
 def bearer_token(request: Request) -> str:
-    """RFC 6750 §2.1: ``Authorization: Bearer <token>``; absent -> 401 without error code."""
+    """RFC 6750 §2.1: ``Authorization: Bearer <token>``.
+
+    §3.1: a request without credentials, or with another scheme ("an unsupported
+    authentication method"), gets a challenge without an error code, as in the SDK.
+    """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if not header:
+    if not header or scheme.lower() != "bearer":
         raise InvalidToken("authentication required", code="missing_token")
-    if scheme.lower() != "bearer" or not token.strip():
+    if not token.strip():
         raise InvalidToken("expected a Bearer token")
     return token.strip()
 
