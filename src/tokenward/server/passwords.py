@@ -7,8 +7,13 @@ time does not reveal whether an account exists.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
+from typing import TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -16,6 +21,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from tokenward.errors import BadRequest
 
 __all__ = ["Passwords"]
+
+_T = TypeVar("_T")
 
 
 def _common_passwords() -> frozenset[str]:
@@ -45,6 +52,9 @@ class Passwords:
         self._min_length = min_length
         self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
         self._common = _common_passwords()
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="tokenward-argon2"
+        )
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
@@ -61,6 +71,21 @@ class Passwords:
 
     def needs_rehash(self, password_hash: str) -> bool:
         return self._hasher.check_needs_rehash(password_hash)
+
+    # -- async: argon2 releases the GIL; run it off the event loop, at most one hash per
+    # core at a time, so a login burst cannot queue more hashes than the CPU can run while
+    # the loop starves (the default executor allows cores + 4 threads).
+    async def _run(self, fn: Callable[..., _T], *args: str) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def ahash(self, password: str) -> str:
+        return await self._run(self.hash, password)
+
+    async def averify(self, password_hash: str, password: str) -> bool:
+        return await self._run(self.verify, password_hash, password)
+
+    async def adummy_verify(self, password: str) -> None:
+        await self._run(self.dummy_verify, password)
 
     def check_policy(self, password: str, *, username: str = "") -> None:
         """Raise BadRequest if the password is too short, too long or too common."""

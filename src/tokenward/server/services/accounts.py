@@ -9,7 +9,6 @@ stall the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from collections.abc import Sequence
@@ -49,7 +48,7 @@ class Accounts:
         user = User(
             id=uuid.uuid4().hex,
             username=username,
-            password_hash=await asyncio.to_thread(self.ctx.passwords.hash, password),
+            password_hash=await self.ctx.passwords.ahash(password),
             roles=tuple(dict.fromkeys(roles)),
             created_at=now,
             password_changed_at=now,
@@ -68,12 +67,12 @@ class Accounts:
         if USERNAME_PATTERN.fullmatch(username):
             found = await self.ctx.store.get_user_by_name(username)
         if found is None:
-            await asyncio.to_thread(self.ctx.passwords.dummy_verify, password)
+            await self.ctx.passwords.adummy_verify(password)
             await self._failed(None, username[:64], request, "unknown_user")
             raise AuthenticationFailed(_BAD_CREDENTIALS)
         user: User = found
         await self._refuse_if_locked(user, request)
-        if not await asyncio.to_thread(self.ctx.passwords.verify, user.password_hash, password):
+        if not await self.ctx.passwords.averify(user.password_hash, password):
             await self._record_failure(user, request)
             raise AuthenticationFailed(_BAD_CREDENTIALS)
         if user.disabled:  # only after the password verified: same work, same answer
@@ -143,7 +142,7 @@ class Accounts:
         if user.failed_logins or user.locked_until is not None:
             changes.update(failed_logins=0, locked_until=None)
         if self.ctx.passwords.needs_rehash(user.password_hash):
-            changes["password_hash"] = await asyncio.to_thread(self.ctx.passwords.hash, password)
+            changes["password_hash"] = await self.ctx.passwords.ahash(password)
         if changes:
             user = await self.ctx.store.update_user(user.id, **changes) or user
         self.ctx.metrics.logins.labels(result="succeeded").inc()
@@ -169,13 +168,13 @@ class Accounts:
         """Verify, set, and end every other session; every access token of the user dies."""
         user = await self._get(user_id)
         self.ctx.limiter.hit("login:account", user.username.lower())
-        if not await asyncio.to_thread(self.ctx.passwords.verify, user.password_hash, current):
+        if not await self.ctx.passwords.averify(user.password_hash, current):
             await self._failed(user.id, user.username, request, "bad_current_password")
             raise AuthenticationFailed("the current password is wrong")
         if new == current:
             raise BadRequest("the new password must differ from the current one")
         self.ctx.passwords.check_policy(new, username=user.username)
-        password_hash = await asyncio.to_thread(self.ctx.passwords.hash, new)
+        password_hash = await self.ctx.passwords.ahash(new)
         user = (
             await self.ctx.store.update_user(
                 user.id, password_hash=password_hash, password_changed_at=self.ctx.clock()

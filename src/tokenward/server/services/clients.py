@@ -7,7 +7,6 @@ whether or not the client exists, so the response time does not reveal registere
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
 from collections.abc import Sequence
@@ -74,7 +73,7 @@ class Clients:
             # RFC 9068 §6: a client's tokens carry sub = client_id, which must never name a user.
             raise Conflict("client_id is already in use as a user id")
         secret = secrets.token_urlsafe(32) if confidential else None  # 256 random bits
-        hashed = await asyncio.to_thread(self.ctx.passwords.hash, secret) if secret else None
+        hashed = await self.ctx.passwords.ahash(secret) if secret else None
         client = Client(
             client_id=client_id,
             name=name or client_id,
@@ -105,9 +104,9 @@ class Clients:
             return client
         if client is None or client.secret_hash is None:
             # Same cost as a real verify; argon2 runs off the event loop (it releases the GIL).
-            await asyncio.to_thread(self.ctx.passwords.dummy_verify, secret)
+            await self.ctx.passwords.adummy_verify(secret)
             raise _invalid_client()
-        verified = await asyncio.to_thread(self.ctx.passwords.verify, client.secret_hash, secret)
+        verified = await self.ctx.passwords.averify(client.secret_hash, secret)
         if not verified or client.disabled:
             raise _invalid_client()
         return client
