@@ -25,6 +25,7 @@ from tokenward.keys import KeyPurpose, KeyRing, KeyState, ManagedKey
 from tokenward.revocation import RevocationView
 from tokenward.rotation import RotationPolicy, rotate
 from tokenward.sdk.client import TokenwardAuth
+from tokenward.sdk.feed import RevocationFeed
 from tokenward.sdk.jwks import RemoteJWKS
 from tokenward.sdk.principal import Principal
 from tokenward.sdk.token_store import FileTokenStore, MemoryTokenStore, TokenSet, TokenStore
@@ -56,6 +57,7 @@ __all__ = [
     "MemoryTokenStore",
     "Principal",
     "RemoteJWKS",
+    "RevocationFeed",
     "RevocationView",
     "RevokedToken",
     "RotationPolicy",

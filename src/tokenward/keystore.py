@@ -6,6 +6,10 @@ sealed with its kid, alg and purpose as associated data, so ciphertexts cannot b
 between entries, and a sealed check value makes a wrong master key a clear error even for
 an empty ring. Files are replaced atomically (write, fsync, rename): a crash mid-save
 leaves the previous ring intact.
+
+The sealed document (:func:`seal_keyring` / :func:`open_keyring`) is plain JSON that can be
+kept anywhere: ``keys.json`` in the data directory, or the database shared by several
+server nodes — which then never sees a private key in clear.
 """
 
 from __future__ import annotations
@@ -26,7 +30,17 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from tokenward.errors import KeyStoreError, MasterKeyError
 from tokenward.keys import KeyPurpose, KeyRing, KeyState, ManagedKey
 
-__all__ = ["KEYRING_FILE", "MASTER_KEY_FILE", "load_keyring", "master_key", "save_keyring"]
+__all__ = [
+    "KEYRING_FILE",
+    "MASTER_KEY_FILE",
+    "load_keyring",
+    "master_key",
+    "open_keyring",
+    "read_keyring_doc",
+    "save_keyring",
+    "seal_keyring",
+    "write_keyring_doc",
+]
 
 KEYRING_FILE = "keys.json"
 MASTER_KEY_FILE = "master.key"
@@ -113,14 +127,18 @@ def _entry(aead: AESGCM, k: ManagedKey) -> dict[str, Any]:
     }
 
 
-def save_keyring(ring: KeyRing, data_dir: Path, master: bytes) -> Path:
-    """Write the ring atomically to ``data_dir/keys.json`` (mode 0600)."""
+def seal_keyring(ring: KeyRing, master: bytes) -> dict[str, Any]:
+    """The ring as a JSON-ready document, every key's material sealed under ``master``."""
     aead = AESGCM(master)
-    doc = {
+    return {
         "format": _FORMAT,
         "check": _seal(aead, _CHECK, b"check"),
         "keys": [_entry(aead, k) for k in ring],
     }
+
+
+def write_keyring_doc(doc: dict[str, Any], data_dir: Path) -> Path:
+    """Write a sealed document atomically to ``data_dir/keys.json`` (mode 0600)."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = data_dir / KEYRING_FILE
     tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -135,6 +153,11 @@ def save_keyring(ring: KeyRing, data_dir: Path, master: bytes) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def save_keyring(ring: KeyRing, data_dir: Path, master: bytes) -> Path:
+    """Write the ring atomically to ``data_dir/keys.json`` (mode 0600)."""
+    return write_keyring_doc(seal_keyring(ring, master), data_dir)
 
 
 def _from_entry(aead: AESGCM, e: dict[str, Any]) -> ManagedKey:
@@ -155,25 +178,35 @@ def _from_entry(aead: AESGCM, e: dict[str, Any]) -> ManagedKey:
     return ManagedKey(**{**key.__dict__, "material": checked.material})
 
 
-def load_keyring(data_dir: Path, master: bytes) -> KeyRing:
-    """Read and decrypt ``data_dir/keys.json``; a wrong master key is a MasterKeyError."""
-    path = data_dir / KEYRING_FILE
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise KeyStoreError(f"no key store at {path}; run 'tokenward keys generate'") from None
-    except (OSError, ValueError) as exc:
-        raise KeyStoreError(f"key store {path} is unreadable") from exc
+def open_keyring(doc: Any, master: bytes, *, source: str = "the key store") -> KeyRing:
+    """Decrypt a sealed document; a wrong master key is a MasterKeyError, anything else
+    wrong a KeyStoreError naming ``source`` (never the document's content)."""
     if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
-        raise KeyStoreError(f"key store {path} has an unknown format")
+        raise KeyStoreError(f"key store {source} has an unknown format")
     aead = AESGCM(master)
     try:
         _open(aead, doc["check"], b"check")
-    except (InvalidTag, KeyError, ValueError, binascii.Error):
+    except (InvalidTag, KeyError, ValueError, TypeError, binascii.Error):
         raise MasterKeyError("the master key does not open this key store") from None
     try:
         return KeyRing(_from_entry(aead, e) for e in doc["keys"])
     except InvalidTag:
-        raise KeyStoreError(f"key store {path} was tampered with") from None
+        raise KeyStoreError(f"key store {source} was tampered with") from None
     except (KeyError, TypeError, ValueError) as exc:
-        raise KeyStoreError(f"key store {path} is corrupt") from exc
+        raise KeyStoreError(f"key store {source} is corrupt") from exc
+
+
+def read_keyring_doc(data_dir: Path) -> Any:
+    """The sealed document in ``data_dir/keys.json``, parsed but not opened."""
+    path = data_dir / KEYRING_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise KeyStoreError(f"no key store at {path}; run 'tokenward keys generate'") from None
+    except (OSError, ValueError) as exc:
+        raise KeyStoreError(f"key store {path} is unreadable") from exc
+
+
+def load_keyring(data_dir: Path, master: bytes) -> KeyRing:
+    """Read and decrypt ``data_dir/keys.json``; a wrong master key is a MasterKeyError."""
+    return open_keyring(read_keyring_doc(data_dir), master, source=str(data_dir / KEYRING_FILE))

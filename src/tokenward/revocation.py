@@ -4,14 +4,29 @@ Revocation keys on ``jti``, the per-subject token version (``tv``), the global e
 removed key ids — never on the token string, because ECDSA signatures are malleable
 (a second valid encoding of the same token must be just as revoked).
 
-In-memory; the server feeds it from its store, and later from a push feed.
+In-memory; the server feeds it from its store and the revocation events of the other
+nodes, a resource server from the push feed (:mod:`tokenward.sdk.feed`) through
+:meth:`RevocationView.apply`.
+
+When that feed has been out of reach for too long, the view can be told to refuse tokens
+issued after a cutoff (:meth:`RevocationView.refuse_issued_after`): fail closed without
+refusing everything at once.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import logging
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
-__all__ = ["RevocationView", "TokenFacts"]
+__all__ = ["EVENT_KINDS", "RevocationView", "TokenFacts"]
+
+log = logging.getLogger("tokenward.revocation")
+
+# The kinds of revocation event the feed carries (the server's store defines the same set);
+# ``keys_changed`` says nothing to a view: a key source reloads on it.
+EVENT_KINDS = frozenset({"deny", "token_version", "epoch", "remove_kid", "keys_changed"})
 
 _PURGE_EVERY = 1024
 
@@ -39,6 +54,7 @@ class RevocationView:
         self._versions: dict[tuple[str, str], int] = {}  # (iss, sub) -> minimum valid tv (R18)
         self._epoch = 0.0
         self._removed_kids: set[str] = set()
+        self._issued_after = math.inf  # tokens with iat above it are refused (stale feed)
         self._adds = 0
         self.generation = 0  # bumped on every change; lets callers skip work when unchanged
 
@@ -76,6 +92,39 @@ class RevocationView:
         self._removed_kids.add(kid)
         self._changed()
 
+    def refuse_issued_after(self, cutoff: float | None) -> None:
+        """Refuse every token issued (``iat``) after ``cutoff``; None lifts it.
+
+        For a verifier whose revocation feed went quiet: it knows every revocation up to
+        the moment it last heard from the feed, so tokens issued before then may still be
+        used until they expire, and newer ones — whose revocation it could have missed —
+        are refused. ``-inf`` refuses everything.
+        """
+        value = math.inf if cutoff is None else float(cutoff)
+        if value != self._issued_after:
+            self._issued_after = value
+            self._changed()
+
+    @property
+    def refusing_issued_after(self) -> float | None:
+        return None if self._issued_after == math.inf else self._issued_after
+
+    def apply(self, kind: str, data: Mapping[str, Any]) -> bool:
+        """Apply one revocation event; False (and a log line) for one it cannot read.
+
+        Every kind is idempotent and order-free (maxima and set unions), so an event seen
+        twice, or late, leaves the same view.
+        """
+        handler = _APPLY.get(kind)
+        try:
+            if handler is None:
+                raise ValueError(f"unknown kind {kind[:32]!r}")
+            handler(self, data)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("ignoring a malformed %s revocation event: %s", kind[:32], exc)
+            return False
+        return True
+
     def purge(self, now: float) -> int:
         """Drop deny-list entries whose tokens have expired by ``now``; returns how many."""
         dead = [jti for jti, exp in self._denied.items() if exp <= now]
@@ -98,4 +147,37 @@ class RevocationView:
             or facts.iat < self._epoch
             or facts.kid in self._removed_kids
             or facts.tv < self._versions.get((facts.iss, facts.sub), 0)
+            or facts.iat > self._issued_after
         )
+
+
+def _text(data: Mapping[str, Any], name: str) -> str:
+    value = data[name]
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{name} must be a non-empty string")
+    return value
+
+
+def _number(data: Mapping[str, Any], name: str) -> float:
+    value = data[name]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise TypeError(f"{name} must be a finite number")
+    return float(value)
+
+
+def _version(data: Mapping[str, Any]) -> int:
+    value = data["version"]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("version must be an integer")
+    return value
+
+
+_APPLY: Mapping[str, Callable[[RevocationView, Mapping[str, Any]], None]] = {
+    "deny": lambda v, d: v.deny(_text(d, "jti"), _number(d, "exp")),
+    "token_version": lambda v, d: v.set_token_version(
+        _text(d, "iss"), _text(d, "sub"), _version(d)
+    ),
+    "epoch": lambda v, d: v.set_epoch(_number(d, "epoch")),
+    "remove_kid": lambda v, d: v.remove_kid(_text(d, "kid")),
+    "keys_changed": lambda v, d: None,
+}

@@ -23,7 +23,17 @@ from tokenward.store.sql import SQLStore
 from tokenward.store.sql_engine import open_engine
 from tokenward.store.tables import metadata
 
-TABLES = {"users", "clients", "families", "refresh_tokens", "denylist", "kv", "audit_events"}
+TABLES = {
+    "users",
+    "clients",
+    "families",
+    "refresh_tokens",
+    "denylist",
+    "kv",
+    "audit_events",
+    "revocation_events",
+    "documents",
+}
 
 
 def _diff(connection: Connection) -> list[object]:
@@ -62,7 +72,11 @@ async def test_concurrent_migrations(sql_backend: Backend) -> None:
 
 def _sqlite_tables(path: Path) -> set[str]:
     with sqlite3.connect(path) as db:
-        return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        # sqlite_sequence is SQLite's own (AUTOINCREMENT counters), not ours
+        rows = db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+        )
+        return {r[0] for r in rows}
 
 
 def test_alembic_command_line_path(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ EXPECTED = [
     "MemoryTokenStore",
     "Principal",
     "RemoteJWKS",
+    "RevocationFeed",
     "RevocationView",
     "RevokedToken",
     "RotationPolicy",

@@ -65,3 +65,72 @@ def test_removed_kid() -> None:
     view = RevocationView()
     view.remove_kid("k1")
     assert view.is_revoked(_facts()) and not view.is_revoked(_facts(kid="k2"))
+
+
+def test_refuse_issued_after_a_cutoff_then_lift_it() -> None:
+    """A stale feed, failing closed: tokens issued after the last contact are refused."""
+    view = RevocationView()
+    view.refuse_issued_after(T0)
+    assert view.generation > 0 and view.refusing_issued_after == T0
+    assert not view.is_revoked(_facts(iat=T0))  # known at the last contact
+    assert view.is_revoked(_facts(iat=T0 + 1))
+    view.refuse_issued_after(None)
+    assert view.refusing_issued_after is None
+    assert not view.is_revoked(_facts(iat=T0 + 1))
+
+
+def test_refuse_everything() -> None:
+    view = RevocationView()
+    view.refuse_issued_after(float("-inf"))
+    assert view.is_revoked(_facts(iat=0)) and view.is_revoked(_facts(iat=T0))
+
+
+def test_apply_each_event_kind() -> None:
+    view = RevocationView()
+    assert view.apply("deny", {"jti": "j1", "exp": T0 + 60})
+    assert view.apply("token_version", {"iss": ISS, "sub": "bob", "version": 2})
+    assert view.apply("epoch", {"epoch": T0 - 5})
+    assert view.apply("remove_kid", {"kid": "k9"})
+    assert view.apply("keys_changed", {"version": 3})  # nothing for a view to do
+    assert view.is_revoked(_facts(jti="j1"))
+    assert view.is_revoked(_facts(jti="j2", sub="bob", tv=1))
+    assert view.is_revoked(_facts(jti="j2", iat=T0 - 6))
+    assert view.is_revoked(_facts(jti="j2", kid="k9"))
+    assert not view.is_revoked(_facts(jti="j2"))
+    assert view.epoch == T0 - 5 and view.token_version(ISS, "bob") == 2
+
+
+def test_applying_twice_or_out_of_order_gives_the_same_view() -> None:
+    events = [
+        ("token_version", {"iss": ISS, "sub": "alice", "version": 3}),
+        ("deny", {"jti": "j1", "exp": T0 + 60}),
+        ("token_version", {"iss": ISS, "sub": "alice", "version": 2}),
+        ("epoch", {"epoch": T0}),
+    ]
+    forward, backward = RevocationView(), RevocationView()
+    for kind, data in events + events:
+        forward.apply(kind, data)
+    for kind, data in reversed(events):
+        backward.apply(kind, data)
+    for view in (forward, backward):
+        assert view.token_version(ISS, "alice") == 3 and view.epoch == T0 and len(view) == 1
+
+
+def test_malformed_events_are_ignored_not_raised() -> None:
+    view = RevocationView()
+    bad: list[tuple[str, object]] = [
+        ("nuke", {}),
+        ("deny", {"jti": "j1"}),  # no exp
+        ("deny", {"jti": "", "exp": T0}),
+        ("deny", {"jti": "j1", "exp": "tomorrow"}),
+        ("deny", {"jti": "j1", "exp": float("nan")}),
+        ("deny", {"jti": 7, "exp": T0}),
+        ("token_version", {"iss": ISS, "sub": "alice", "version": 2.5}),
+        ("token_version", {"iss": ISS, "sub": "alice", "version": True}),
+        ("epoch", {"epoch": None}),
+        ("remove_kid", ["k1"]),
+        ("deny", "j1"),
+    ]
+    for kind, data in bad:
+        assert view.apply(kind, data) is False  # type: ignore[arg-type]
+    assert view.generation == 0

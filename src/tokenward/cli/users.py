@@ -22,7 +22,7 @@ from rich.table import Table
 from tokenward.cli.common import fail, handled, iso, stdout_console, usage_error
 from tokenward.errors import ConfigError, NotFound
 from tokenward.server.audit import RequestInfo
-from tokenward.server.context import AppContext, build_context
+from tokenward.server.context import AppContext, build_context, close_context
 from tokenward.server.services.accounts import Accounts
 from tokenward.server.settings import Settings
 from tokenward.store import open_store
@@ -68,10 +68,15 @@ def run_in_context(data_dir: Path | None, work: Callable[[AppContext], Awaitable
 
     async def main() -> T:
         store = open_store(settings.effective_database_url)
+        ctx: AppContext | None = None
         try:  # opened here so that it is closed even when migrating or loading keys fails
-            return await work(await build_context(settings, store=store))
+            ctx = await build_context(settings, store=store)
+            return await work(ctx)
         finally:
-            await store.close()
+            if ctx is not None:
+                await close_context(ctx)  # Redis publisher too, then the store
+            else:
+                await store.close()
 
     try:
         return asyncio.run(main())

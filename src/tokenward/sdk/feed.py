@@ -108,6 +108,10 @@ class RevocationFeed:
         client: httpx.AsyncClient | None = None,
         **options: Any,
     ) -> RevocationFeed:
+        """Long-poll ``url`` (the issuer's ``/api/v1/revocations``). ``token_provider``
+        returns a client credentials access token with scope ``revocations:read`` (sync or
+        async; called per request, so it may refresh). A ``client`` must belong to the loop
+        the feed runs on: leave it out with :meth:`start_thread`."""
         source = HTTPSource(url, token_provider=token_provider, client=client)
         return cls(view, http=source, **options)
 
@@ -123,6 +127,8 @@ class RevocationFeed:
         client: httpx.AsyncClient | None = None,
         **options: Any,
     ) -> RevocationFeed:
+        """Subscribe to the issuer's Redis ``channel`` (``{redis_prefix}:revocations``);
+        with ``catch_up_url`` (the HTTP feed) nothing published while disconnected is lost."""
         catch_up = (
             None
             if catch_up_url is None

@@ -8,7 +8,8 @@ from tokenward.clock import Clock, system_clock
 from tokenward.keys import KeyRing
 from tokenward.revocation import RevocationView
 from tokenward.server.audit import Audit
-from tokenward.server.keyring import load_or_create_ring
+from tokenward.server.events import NodeEvents, channel_name
+from tokenward.server.keyring import SharedRing, open_shared_ring
 from tokenward.server.metrics import Metrics
 from tokenward.server.passwords import Passwords
 from tokenward.server.ratelimit import Limiter
@@ -17,7 +18,7 @@ from tokenward.store import open_store
 from tokenward.store.base import Store
 from tokenward.tokens import Issuer, Verifier
 
-__all__ = ["FIRST_PARTY_CLIENT", "AppContext", "build_context"]
+__all__ = ["FIRST_PARTY_CLIENT", "AppContext", "build_context", "close_context"]
 
 FIRST_PARTY_CLIENT = "tokenward"  # the client id of /api/v1/login sessions
 
@@ -35,14 +36,39 @@ class AppContext:
     limiter: Limiter
     audit: Audit
     metrics: Metrics
+    keys: SharedRing  # the ring (``ring`` above) and where it is shared
+    events: NodeEvents  # revocation events: publishing and following the other nodes
 
 
-def _limits(settings: Settings) -> dict[str, str]:
-    return {
+def _limiter(settings: Settings) -> Limiter:
+    limits = {
         "login:ip": settings.login_rate_per_ip,
         "login:account": settings.login_rate_per_account,
         "token:ip": settings.token_rate_per_ip,
     }
+    # counters in Redis are shared by every node (SECURITY.md "Accounts": per IP and account)
+    return Limiter(limits, settings.redis_url, key_prefix=f"{settings.redis_prefix}:limits")
+
+
+def _events(settings: Settings, store: Store, view: RevocationView, clock: Clock) -> NodeEvents:
+    return NodeEvents(
+        store,
+        view,
+        clock,
+        redis_url=settings.redis_url,
+        channel=channel_name(settings.redis_prefix),
+        poll_every=settings.revocation_poll_seconds,
+    )
+
+
+def _connect(keys: SharedRing, events: NodeEvents) -> None:
+    """A key ring change here is announced; one announced elsewhere reloads ours."""
+
+    async def announce(version: int) -> None:
+        await events.publish("keys_changed", {"version": version})
+
+    keys.on_change = announce
+    events.reload_keys = keys.reload
 
 
 async def hydrate(store: Store, view: RevocationView, issuer: str, now: float) -> None:
@@ -65,9 +91,17 @@ async def build_context(
     settings.check()
     store = store or open_store(settings.effective_database_url)
     await store.migrate()
-    ring = ring or load_or_create_ring(settings, clock)
+    keys = (
+        SharedRing(ring, None, b"", None)
+        if ring is not None
+        else await open_shared_ring(settings, store, clock)
+    )
+    ring = keys.ring
     view = RevocationView()
+    events = _events(settings, store, view, clock)
+    await events.start()  # the cursor first: an event while loading is then read twice
     await hydrate(store, view, settings.issuer, clock())
+    _connect(keys, events)
     issuer = Issuer(
         ring,
         issuer=settings.issuer,
@@ -98,7 +132,15 @@ async def build_context(
         verifier=verifier,
         revocation=view,
         passwords=passwords,
-        limiter=Limiter(_limits(settings), settings.redis_url),
+        limiter=_limiter(settings),
         audit=Audit(store, clock),
         metrics=Metrics(),
+        keys=keys,
+        events=events,
     )
+
+
+async def close_context(ctx: AppContext) -> None:
+    """Release what the context opened: Redis connections, then the store."""
+    await ctx.events.close()
+    await ctx.store.close()

@@ -1,10 +1,17 @@
-"""Rate limits with `limits` (moving window); memory storage here, Redis when configured."""
+"""Rate limits with `limits` (moving window); memory storage here, Redis when configured.
+
+With Redis every node counts against the same windows (SECURITY.md "Accounts": shared
+across nodes). Redis being down must not stop logins: a failed call falls back to this
+node's own memory windows for a while (still a limit, per node), then Redis is tried again.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from limits import RateLimitItem, parse
+from limits.errors import StorageError
 from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
@@ -12,23 +19,61 @@ from tokenward.errors import ConfigError, RateLimited
 
 __all__ = ["Limiter"]
 
+log = logging.getLogger("tokenward.server")
+FALLBACK_SECONDS = 30.0  # how long to count locally after a Redis failure
+REDIS_TIMEOUT = 0.5  # seconds; a login never waits on Redis longer than this
+
+
+def _storage(url: str, key_prefix: str) -> Storage:
+    options: dict[str, float | str | bool] = {}
+    if url.startswith(("redis", "rediss", "valkey")):
+        options = {
+            "key_prefix": key_prefix,
+            "wrap_exceptions": True,  # every Redis failure is a StorageError
+            "socket_timeout": REDIS_TIMEOUT,
+            "socket_connect_timeout": REDIS_TIMEOUT,
+        }
+    storage = storage_from_string(url, **options)
+    if not isinstance(storage, Storage):
+        raise ConfigError("rate-limit storage must be a synchronous limits storage")
+    return storage
+
+
+def _hit(
+    strategy: MovingWindowRateLimiter, item: RateLimitItem, name: str, key: str
+) -> float | None:
+    """None when the hit is allowed, else when the window frees a slot (epoch seconds)."""
+    if strategy.hit(item, name, key):
+        return None
+    return float(strategy.get_window_stats(item, name, key).reset_time)
+
 
 class Limiter:
     """Named limits ("login:ip" -> "20/minute"); ``hit`` raises RateLimited with Retry-After."""
 
-    def __init__(self, limits: dict[str, str], storage_url: str = "") -> None:
-        storage = storage_from_string(storage_url) if storage_url else MemoryStorage()
-        if not isinstance(storage, Storage):
-            raise ConfigError("rate-limit storage must be a synchronous limits storage")
-        self._storage: Storage = storage
+    def __init__(
+        self, limits: dict[str, str], storage_url: str = "", *, key_prefix: str = "LIMITS"
+    ) -> None:
+        self._storage: Storage = (
+            _storage(storage_url, key_prefix) if storage_url else MemoryStorage()
+        )
         self._strategy = MovingWindowRateLimiter(self._storage)
+        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._shared_down_until = 0.0
         self._items: dict[str, RateLimitItem] = {name: parse(spec) for name, spec in limits.items()}
 
     def hit(self, name: str, key: str) -> None:
         item = self._items[name]
-        if not self._strategy.hit(item, name, key):
-            stats = self._strategy.get_window_stats(item, name, key)
-            raise RateLimited("too many requests", retry_after=stats.reset_time - time.time())
+        shared = time.monotonic() >= self._shared_down_until
+        try:
+            reset_at = _hit(self._strategy if shared else self._local, item, name, key)
+        except StorageError as exc:
+            self._shared_down_until = time.monotonic() + FALLBACK_SECONDS
+            log.warning("rate-limit storage failed (%s); counting locally", type(exc).__name__)
+            reset_at = _hit(self._local, item, name, key)
+        if reset_at is not None:
+            raise RateLimited("too many requests", retry_after=reset_at - time.time())
 
     def reset(self) -> None:
         self._storage.reset()
+        self._local.storage.reset()

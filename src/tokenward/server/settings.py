@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=19456, ge=8192)
     argon2_parallelism: int = Field(default=1, ge=1)
 
+    # scale-out (docs/scale-out.md): several nodes on one PostgreSQL and one Redis
+    redis_prefix: str = Field(default="tokenward", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    keyring_location: Literal["auto", "file", "store"] = "auto"  # auto: store on PostgreSQL
+    revocation_poll_seconds: float = Field(default=2.0, gt=0, le=60)  # without Redis
+    revocation_event_retention: float = Field(default=86400, ge=600)  # >= 2 x access_ttl used
+    revocation_feed_public: bool = False  # GET /api/v1/revocations without a token
+
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     trust_proxy_headers: bool = False
 

@@ -13,15 +13,19 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
+    "REVOCATION_KINDS",
     "AuditEvent",
     "Client",
     "Family",
+    "KeyringDoc",
     "RefreshState",
     "RefreshToken",
+    "RevocationEvent",
     "RotateOutcome",
     "RotateResult",
     "Store",
     "User",
+    "check_event",
 ]
 
 
@@ -126,6 +130,43 @@ class AuditEvent:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+# What a revocation event can say; the data of each (JSON):
+#   deny           {"jti": str, "exp": float}       one access token until it expires
+#   token_version  {"iss": str, "sub": str, "version": int}   tokens of (iss, sub) below it
+#   epoch          {"epoch": float}                  every token issued before it
+#   remove_kid     {"kid": str}                      every token signed by the key
+#   keys_changed   {"version": int}                  the shared key ring changed: reload it
+REVOCATION_KINDS = frozenset({"deny", "token_version", "epoch", "remove_kid", "keys_changed"})
+
+
+@dataclass(frozen=True)
+class RevocationEvent:
+    """One entry of the revocation feed. ``id`` is the cursor: it only grows, and a reader
+    that has seen id N has seen every event committed with an id below N."""
+
+    id: int
+    at: float
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KeyringDoc:
+    """The key ring's sealed document (keystore.seal_keyring) and its version for the
+    compare-and-set in ``save_keyring_doc``. Private keys inside are encrypted."""
+
+    doc: dict[str, Any] = field(repr=False)
+    version: int
+
+
+def check_event(kind: str, data: dict[str, Any]) -> None:
+    """An unknown kind is a programming error, refused before anything is written."""
+    if kind not in REVOCATION_KINDS:
+        raise ValueError(f"unknown revocation event kind {kind!r}")
+    if not isinstance(data, dict):
+        raise TypeError("revocation event data must be a dict")
+
+
 @runtime_checkable
 class Store(Protocol):
     """Durable state. Every method is atomic on its own."""
@@ -177,6 +218,21 @@ class Store(Protocol):
     async def denied(self, now: float) -> Sequence[tuple[str, float]]: ...
     async def get_epoch(self) -> float: ...
     async def set_epoch(self, epoch: float) -> None: ...
+    async def purge_denied(self, now: float) -> int: ...  # drops expired entries; how many
+
+    # revocation events: the feed other nodes and verifiers follow by cursor (the id)
+    async def add_revocation_event(self, kind: str, data: dict[str, Any], at: float) -> int: ...
+    async def revocation_events(
+        self, since: int, limit: int = 100
+    ) -> Sequence[RevocationEvent]: ...  # ids > since, oldest first
+    async def revocation_cursor(self) -> int: ...  # the newest id; 0 when there is none
+    async def purge_revocation_events(self, before: float) -> int: ...  # keeps the newest
+
+    # the shared key ring: one sealed document, replaced by compare-and-set on its version
+    async def load_keyring_doc(self) -> KeyringDoc | None: ...
+    async def save_keyring_doc(
+        self, doc: dict[str, Any], *, expected_version: int | None
+    ) -> int: ...  # the new version; errors.Conflict when another save came first
 
     # audit
     async def add_audit(self, event: AuditEvent) -> None: ...

@@ -19,11 +19,14 @@ from tokenward.store.base import (
     AuditEvent,
     Client,
     Family,
+    KeyringDoc,
     RefreshState,
     RefreshToken,
+    RevocationEvent,
     RotateOutcome,
     RotateResult,
     User,
+    check_event,
 )
 from tokenward.store.changes import check_first_token, user_changes
 
@@ -50,6 +53,9 @@ class MemoryStore:
         self._denied: dict[str, float] = {}
         self._epoch = 0.0
         self._audit: list[AuditEvent] = []  # insertion order = the tie-break for equal times
+        self._events: list[RevocationEvent] = []  # ids ascending
+        self._last_event_id = 0
+        self._keyring: KeyringDoc | None = None
 
     def __repr__(self) -> str:
         return f"MemoryStore(users={len(self._users)}, families={len(self._families)})"
@@ -237,11 +243,50 @@ class MemoryStore:
     async def denied(self, now: float) -> Sequence[tuple[str, float]]:
         return sorted((j, exp) for j, exp in self._denied.items() if exp > now)
 
+    async def purge_denied(self, now: float) -> int:
+        dead = [jti for jti, exp in self._denied.items() if exp <= now]
+        for jti in dead:
+            del self._denied[jti]
+        return len(dead)
+
     async def get_epoch(self) -> float:
         return self._epoch
 
     async def set_epoch(self, epoch: float) -> None:
         self._epoch = float(epoch)
+
+    # revocation events and the shared key ring ----------------------------------------------
+
+    async def add_revocation_event(self, kind: str, data: dict[str, Any], at: float) -> int:
+        check_event(kind, data)
+        self._last_event_id += 1  # never reused, even after a purge
+        self._events.append(RevocationEvent(self._last_event_id, at, kind, _json_copy(data)))
+        return self._last_event_id
+
+    async def revocation_events(self, since: int, limit: int = 100) -> Sequence[RevocationEvent]:
+        newer = (e for e in self._events if e.id > since)
+        return [replace(e, data=_json_copy(e.data)) for e in islice(newer, max(limit, 0))]
+
+    async def revocation_cursor(self) -> int:
+        return self._events[-1].id if self._events else 0
+
+    async def purge_revocation_events(self, before: float) -> int:
+        # the newest event stays, so the cursor a reader sees never goes back
+        keep = [e for e in self._events[:-1] if e.at >= before] + self._events[-1:]
+        purged, self._events = len(self._events) - len(keep), keep
+        return purged
+
+    async def load_keyring_doc(self) -> KeyringDoc | None:
+        saved = self._keyring
+        return None if saved is None else KeyringDoc(_json_copy(saved.doc), saved.version)
+
+    async def save_keyring_doc(self, doc: dict[str, Any], *, expected_version: int | None) -> int:
+        current = None if self._keyring is None else self._keyring.version
+        if current != expected_version:
+            raise Conflict("the key ring changed since it was loaded")
+        version = (current or 0) + 1
+        self._keyring = KeyringDoc(_json_copy(doc), version)
+        return version
 
     # audit ---------------------------------------------------------------------------------
 

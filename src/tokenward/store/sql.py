@@ -17,8 +17,18 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tokenward.errors import Conflict, NotFound
-from tokenward.store import sql_refresh
-from tokenward.store.base import AuditEvent, Client, Family, RefreshToken, RotateResult, User
+from tokenward.store import sql_events, sql_refresh
+from tokenward.store.base import (
+    AuditEvent,
+    Client,
+    Family,
+    KeyringDoc,
+    RefreshToken,
+    RevocationEvent,
+    RotateResult,
+    User,
+    check_event,
+)
 from tokenward.store.changes import check_first_token, user_changes
 from tokenward.store.migrations import upgrade
 from tokenward.store.sql_engine import WRITE, open_engine
@@ -244,6 +254,37 @@ class SQLStore:
         )
         async with self._write() as conn:
             await conn.execute(stmt)
+
+    async def purge_denied(self, now: float) -> int:
+        async with self._write() as conn:
+            return await sql_events.purge_denied(conn, now)
+
+    # revocation events and the shared key ring (the SQL is in sql_events) -------------------
+
+    async def add_revocation_event(self, kind: str, data: dict[str, Any], at: float) -> int:
+        check_event(kind, data)
+        async with self._write() as conn:
+            return await sql_events.add_event(conn, kind, data, at)
+
+    async def revocation_events(self, since: int, limit: int = 100) -> Sequence[RevocationEvent]:
+        async with self._read() as conn:
+            return await sql_events.events_since(conn, since, limit)
+
+    async def revocation_cursor(self) -> int:
+        async with self._read() as conn:
+            return await sql_events.cursor(conn)
+
+    async def purge_revocation_events(self, before: float) -> int:
+        async with self._write() as conn:
+            return await sql_events.purge_events(conn, before)
+
+    async def load_keyring_doc(self) -> KeyringDoc | None:
+        async with self._read() as conn:
+            return await sql_events.load_doc(conn, sql_events.KEYRING_DOC)
+
+    async def save_keyring_doc(self, doc: dict[str, Any], *, expected_version: int | None) -> int:
+        async with self._write("the key ring changed since it was loaded") as conn:
+            return await sql_events.save_doc(conn, sql_events.KEYRING_DOC, doc, expected_version)
 
     # audit ---------------------------------------------------------------------------------
 

@@ -16,10 +16,12 @@ __all__ = [
     "audit_events",
     "clients",
     "denylist",
+    "documents",
     "families",
     "kv",
     "metadata",
     "refresh_tokens",
+    "revocation_events",
     "users",
 ]
 
@@ -139,4 +141,26 @@ audit_events = sa.Table(
     sa.Column("user_agent", sa.Text, nullable=True),
     sa.Column("session_id", ID, nullable=True),
     sa.Column("data", sa.JSON, nullable=False),
+)
+
+# The revocation feed (migration 0002). The id is the cursor readers follow, so it must
+# never be reused: AUTOINCREMENT on SQLite (a plain rowid could come back after a purge),
+# a sequence on PostgreSQL. Inserts are serialised (sql_events.py) so ids commit in order.
+revocation_events = sa.Table(
+    "revocation_events",
+    metadata,
+    sa.Column("id", SEQ, primary_key=True, autoincrement=True),
+    sa.Column("at", TIME, nullable=False, index=True),
+    sa.Column("kind", sa.String(), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# Named documents replaced by compare-and-set on ``version`` (the sealed key ring).
+documents = sa.Table(
+    "documents",
+    metadata,
+    sa.Column("name", sa.String(), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
 )

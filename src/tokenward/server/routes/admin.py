@@ -16,7 +16,7 @@ from tokenward.errors import BadRequest, NotFound
 from tokenward.server.audit import RequestInfo
 from tokenward.server.context import AppContext
 from tokenward.server.deps import Principal, get_ctx, request_info, require_role
-from tokenward.server.keyring import save_ring
+from tokenward.server.keyring import rotate_now
 from tokenward.server.services.accounts import Accounts
 from tokenward.server.services.revocations import Revocations
 from tokenward.server.services.sessions import Sessions
@@ -175,9 +175,7 @@ async def revoke_all(admin: Admin, ctx: Ctx, info: Info) -> dict[str, Any]:
 async def rotate_keys(admin: Admin, ctx: Ctx, info: Info) -> dict[str, Any]:
     """Immediate rotation: a new key signs from now on; the previous one keeps verifying as
     retiring until the scheduled rotation retires it after the longest token lifetime."""
-    previous = ctx.ring.signing_key().kid
-    key = ctx.ring.generate(ctx.settings.signing_alg, ctx.clock())
-    save_ring(ctx.settings, ctx.ring)
+    previous, key = await rotate_now(ctx.keys, ctx.settings.signing_alg, ctx.clock())
     await _audit(
         ctx,
         "keys.rotated",

@@ -1,0 +1,113 @@
+"""Revocation events, deny-list upkeep and shared documents on SQL.
+
+Each function runs on a connection the caller opened (``SQLStore._write`` / ``_read``).
+
+The cursor guarantee — a reader that has seen id N has seen every event with a smaller
+id — needs ids to become visible in id order. A PostgreSQL sequence hands out ids at
+insert time, not at commit: with two concurrent inserts, id 6 could commit before id 5,
+and a reader polling in between would move its cursor past 5 for good. So inserts take
+a table lock that conflicts only with other writers (SHARE ROW EXCLUSIVE: readers are
+not blocked) and hold it to commit: ids are assigned and committed one after another.
+Revocations are rare next to verifications, so the serialisation costs nothing that
+matters. SQLite already has a single writer (BEGIN IMMEDIATE).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tokenward.errors import Conflict
+from tokenward.store.base import KeyringDoc, RevocationEvent
+from tokenward.store.tables import denylist, documents, revocation_events
+
+__all__ = [
+    "KEYRING_DOC",
+    "add_event",
+    "cursor",
+    "events_since",
+    "load_doc",
+    "purge_denied",
+    "purge_events",
+    "save_doc",
+]
+
+KEYRING_DOC = "keyring"
+_E = revocation_events.c
+
+
+def _pg_serialise(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("LOCK TABLE revocation_events IN SHARE ROW EXCLUSIVE MODE")
+
+
+def _nothing(_conn: sa.Connection) -> None:
+    return None
+
+
+# keyed by SQLAlchemy's backend name, like sql_engine.DIALECTS
+SERIALISE_EVENTS: Mapping[str, Callable[[sa.Connection], None]] = {
+    "postgresql": _pg_serialise,
+    "sqlite": _nothing,
+}
+
+
+async def add_event(conn: AsyncConnection, kind: str, data: dict[str, Any], at: float) -> int:
+    await conn.run_sync(SERIALISE_EVENTS[conn.dialect.name])
+    query = sa.insert(revocation_events).values(at=at, kind=kind, data=data).returning(_E.id)
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def events_since(conn: AsyncConnection, since: int, limit: int) -> Sequence[RevocationEvent]:
+    query = sa.select(revocation_events).where(_E.id > since).order_by(_E.id).limit(max(limit, 0))
+    return [
+        RevocationEvent(id=int(r.id), at=r.at, kind=r.kind, data=r.data)
+        for r in await conn.execute(query)
+    ]
+
+
+async def cursor(conn: AsyncConnection) -> int:
+    newest = (await conn.execute(sa.select(sa.func.max(_E.id)))).scalar_one_or_none()
+    return 0 if newest is None else int(newest)
+
+
+async def purge_events(conn: AsyncConnection, before: float) -> int:
+    # the newest event stays, so the cursor a reader sees never goes back
+    newest = sa.select(sa.func.max(_E.id)).scalar_subquery()
+    query = sa.delete(revocation_events).where(_E.at < before, _E.id < newest)
+    return int((await conn.execute(query)).rowcount)
+
+
+async def purge_denied(conn: AsyncConnection, now: float) -> int:
+    query = sa.delete(denylist).where(denylist.c.expires_at <= now)
+    return int((await conn.execute(query)).rowcount)
+
+
+async def load_doc(conn: AsyncConnection, name: str) -> KeyringDoc | None:
+    query = sa.select(documents).where(documents.c.name == name)
+    row = (await conn.execute(query)).first()
+    return None if row is None else KeyringDoc(json.loads(row.body), int(row.version))
+
+
+async def save_doc(
+    conn: AsyncConnection, name: str, doc: dict[str, Any], expected: int | None
+) -> int:
+    """Compare-and-set: insert when ``expected`` is None, else update that version only."""
+    body = json.dumps(doc, separators=(",", ":"))
+    if expected is None:  # a second creator hits the primary key: Conflict in _write
+        await conn.execute(sa.insert(documents).values(name=name, version=1, body=body))
+        return 1
+    c = documents.c
+    query = (
+        sa.update(documents)
+        .where(c.name == name, c.version == expected)
+        .values(version=c.version + 1, body=body)
+        .returning(c.version)
+    )
+    version = (await conn.execute(query)).scalar_one_or_none()
+    if version is None:
+        raise Conflict("the document changed since it was loaded")
+    return int(version)
