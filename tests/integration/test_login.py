@@ -282,3 +282,25 @@ async def test_create_refuses_taken_names_bad_names_and_weak_passwords(
     assert await ctx.store.get_user_by_name("bob.the.builder") is None
     created = await ctx.store.list_audit(type="user.created")
     assert [e.username for e in created] == ["alice"]
+
+
+async def test_lockout_does_not_reveal_which_accounts_exist(
+    client: httpx.AsyncClient, alice: User, clock: FrozenClock
+) -> None:
+    """A real and an unknown name answer the same sequence, 429s and Retry-After included."""
+
+    async def tour(username: str) -> list[tuple[int, str | None, Any]]:
+        seen = []
+        for _ in range(8):
+            r = await login(client, username=username, password=WRONG)
+            seen.append((r.status_code, r.headers.get("retry-after"), r.json()))
+        clock.advance(31)  # past the first lock: the next failure locks for twice as long
+        r = await login(client, username=username, password=WRONG)
+        seen.append((r.status_code, r.headers.get("retry-after"), r.json()))
+        r = await login(client, username=username, password=WRONG)
+        seen.append((r.status_code, r.headers.get("retry-after"), r.json()))
+        return seen
+
+    real, unknown = await tour("alice"), await tour("mallory")
+    assert [s for s, _, _ in real][:6] == [401] * 5 + [429]
+    assert real == unknown

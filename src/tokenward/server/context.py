@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tokenward.clock import Clock, system_clock
 from tokenward.keys import KeyRing
@@ -10,6 +10,7 @@ from tokenward.revocation import RevocationView
 from tokenward.server.audit import Audit
 from tokenward.server.events import NodeEvents, channel_name
 from tokenward.server.keyring import SharedRing, open_shared_ring
+from tokenward.server.lockout import PhantomLockouts
 from tokenward.server.metrics import Metrics
 from tokenward.server.passwords import Passwords
 from tokenward.server.ratelimit import Limiter
@@ -38,6 +39,7 @@ class AppContext:
     metrics: Metrics
     keys: SharedRing  # the ring (``ring`` above) and where it is shared
     events: NodeEvents  # revocation events: publishing and following the other nodes
+    phantoms: PhantomLockouts = field(default_factory=PhantomLockouts)  # unknown usernames
 
 
 def _limiter(settings: Settings) -> Limiter:

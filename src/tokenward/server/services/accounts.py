@@ -17,6 +17,7 @@ from typing import Any
 from tokenward.errors import AuthenticationFailed, BadRequest, Conflict, NotFound, RateLimited
 from tokenward.server.audit import RequestInfo
 from tokenward.server.context import AppContext
+from tokenward.server.lockout import LockPolicy, lock_until
 from tokenward.server.services.revocations import Revocations
 from tokenward.server.services.sessions import Sessions
 from tokenward.store.base import User
@@ -25,7 +26,6 @@ __all__ = ["ROLE_PATTERN", "USERNAME_PATTERN", "Accounts"]
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 ROLE_PATTERN = re.compile(r"[A-Za-z0-9:._-]{1,64}")
-MAX_LOCK_DOUBLINGS = 32  # 2**32 * base is far beyond any cap; keeps the float finite
 _BAD_CREDENTIALS = "invalid username or password"
 
 
@@ -67,8 +67,7 @@ class Accounts:
         if USERNAME_PATTERN.fullmatch(username):
             found = await self.ctx.store.get_user_by_name(username)
         if found is None:
-            await self.ctx.passwords.adummy_verify(password)
-            await self._failed(None, username[:64], request, "unknown_user")
+            await self._unknown_user(username[:64], password, request)
             raise AuthenticationFailed(_BAD_CREDENTIALS)
         user: User = found
         await self._refuse_if_locked(user, request)
@@ -88,6 +87,21 @@ class Accounts:
             self.ctx.metrics.logins.labels(result="rate_limited").inc()
             raise
 
+    async def _unknown_user(self, name: str, password: str, request: RequestInfo) -> None:
+        """Same work and same answers as a real account: dummy verify, then the lockout."""
+        now, phantoms = self.ctx.clock(), self.ctx.phantoms
+        until = phantoms.locked_until(name.lower(), now)
+        if until is not None:
+            await self._failed(None, name, request, "locked")
+            raise RateLimited("too many requests", retry_after=until - now)
+        await self.ctx.passwords.adummy_verify(password)
+        phantoms.record_failure(name.lower(), now, self._lock_policy())
+        await self._failed(None, name, request, "unknown_user")
+
+    def _lock_policy(self) -> LockPolicy:
+        s = self.ctx.settings
+        return LockPolicy(s.lockout_threshold, s.lockout_base_seconds, s.lockout_max_seconds)
+
     async def _refuse_if_locked(self, user: User, request: RequestInfo) -> None:
         """While locked even the right password is refused: 429 with Retry-After."""
         now = self.ctx.clock()
@@ -98,13 +112,9 @@ class Accounts:
 
     async def _record_failure(self, user: User, request: RequestInfo) -> None:
         """Progressive lockout: base * 2**(n - threshold) seconds from the threshold on, capped."""
-        settings, now = self.ctx.settings, self.ctx.clock()
+        now = self.ctx.clock()
         failures = user.failed_logins + 1
-        locked_until = None
-        if failures >= settings.lockout_threshold:
-            doublings = min(failures - settings.lockout_threshold, MAX_LOCK_DOUBLINGS)
-            seconds = settings.lockout_base_seconds * 2**doublings
-            locked_until = now + min(seconds, settings.lockout_max_seconds)
+        locked_until = lock_until(failures, now, self._lock_policy())
         await self.ctx.store.update_user(user.id, failed_logins=failures, locked_until=locked_until)
         await self._failed(user.id, user.username, request, "bad_password", failures=failures)
         if locked_until is not None:
