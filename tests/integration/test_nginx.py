@@ -62,8 +62,11 @@ class Recorder(BaseHTTPRequestHandler):
         pass
 
 
+Upstream = tuple[int, list[dict[str, Any]]]  # its port, and what it received
+
+
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[tuple[int, list[dict[str, Any]]]]:
+def upstream() -> Iterator[Upstream]:
     seen: list[dict[str, Any]] = []
     handler = type("Handler", (Recorder,), {"seen": seen})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -106,21 +109,21 @@ def render(template: str, **values: str) -> str:
     return template
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"{what} exited with {proc.returncode}")
+            pytest.fail(f"nginx exited with {proc.returncode}:\n{log.read_text()}")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.05)  # polling a starting process
-    pytest.fail(f"{what} not listening on {port} after {START_TIMEOUT} s")
+    pytest.fail(f"nginx not listening on {port} after {START_TIMEOUT} s:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="module")
 def nginx(
-    tmp_path_factory: pytest.TempPathFactory, tokenward: Stack, upstream: Any
+    tmp_path_factory: pytest.TempPathFactory, tokenward: Stack, upstream: Upstream
 ) -> Iterator[str]:
     prefix = tmp_path_factory.mktemp("nginx")
     port = free_port()
@@ -137,15 +140,15 @@ def nginx(
     user = "user root;" if os.geteuid() == 0 else ""
     directives = f"daemon off; pid {prefix / 'nginx.pid'}; {user}"
     cmd = [str(NGINX), "-c", str(conf), "-p", str(prefix), "-e", "stderr", "-g", directives]
-    log = (prefix / "stderr.log").open("wb")
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    log = prefix / "stderr.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
     try:
-        wait_for_port(port, proc, "nginx")
+        wait_for_port(port, proc, log)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()  # SIGTERM: fast shutdown
         proc.wait(START_TIMEOUT)
-        log.close()
 
 
 def admin_token(stack: Stack) -> str:
@@ -162,7 +165,7 @@ INVALID = 'Bearer realm="tokenward", error="invalid_token"'
 
 # -- the tests -------------------------------------------------------------------------------
 def test_a_valid_token_reaches_the_upstream_with_who_it_is(
-    nginx: str, tokenward: Stack, upstream: tuple[int, list[dict[str, Any]]]
+    nginx: str, tokenward: Stack, upstream: Upstream
 ) -> None:
     token = admin_token(tokenward)
     me = httpx.get(tokenward.base + "/api/v1/me", headers=bearer(token)).json()
@@ -177,7 +180,7 @@ def test_a_valid_token_reaches_the_upstream_with_who_it_is(
 
 
 def test_a_post_body_reaches_the_upstream_and_never_tokenward(
-    nginx: str, tokenward: Stack, upstream: tuple[int, list[dict[str, Any]]]
+    nginx: str, tokenward: Stack, upstream: Upstream
 ) -> None:
     # tokenward answers GET/HEAD only: a 200 shows the subrequest went out as a GET.
     token = admin_token(tokenward)
@@ -221,9 +224,7 @@ def test_a_logged_out_token_is_401_at_once(nginx: str, tokenward: Stack) -> None
     assert r.headers["www-authenticate"] == INVALID
 
 
-def test_a_route_requiring_a_scope(
-    nginx: str, tokenward: Stack, upstream: tuple[int, list[dict[str, Any]]]
-) -> None:
+def test_a_route_requiring_a_scope(nginx: str, tokenward: Stack, upstream: Upstream) -> None:
     r = httpx.get(nginx + "/admin/users", headers=bearer(admin_token(tokenward)))
     assert r.status_code == 403
     assert r.headers.get_list("www-authenticate") == [

@@ -105,6 +105,7 @@ def _run(settings: Settings) -> None:
         # The app reads X-Forwarded-For itself, only if trust_proxy_headers (deps.py).
         proxy_headers=False,
         server_header=False,
+        access_log=settings.access_log,
         timeout_graceful_shutdown=10,
         log_level="info",
     )

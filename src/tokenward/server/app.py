@@ -22,6 +22,7 @@ from tokenward.server.context import build_context
 from tokenward.server.errors import install_error_handlers
 from tokenward.server.middleware import docs_paths, install_middleware, outer_middleware
 from tokenward.server.routes import ROUTERS
+from tokenward.server.routes.verify import FastPath
 from tokenward.server.settings import Settings
 from tokenward.store.base import Store
 
@@ -40,8 +41,10 @@ class TokenwardAPI(FastAPI):
         self.tokenward_settings = settings
 
     def build_middleware_stack(self) -> ASGIApp:
+        # FastPath answers the forward-auth check (asked by a proxy on every request) ahead
+        # of routing and the inner layers, inside the headers and latency metric.
         return outer_middleware(
-            super().build_middleware_stack(), self.tokenward_settings, docs_paths(self)
+            FastPath(super().build_middleware_stack()), self.tokenward_settings, docs_paths(self)
         )
 
 

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     trust_proxy_headers: bool = False
+    # uvicorn's per-request access log costs more than tokenward's own work on a fast route
+    # (docs/benchmarks.md, forward-auth); audit events and /metrics cover what matters.
+    access_log: bool = False
 
     @field_validator("issuer")
     @classmethod
