@@ -33,6 +33,7 @@ __all__ = [
     "ReservedClaim",
     "RevokedToken",
     "SessionRevoked",
+    "StoreUnavailable",
     "TokenNotYetValid",
     "TokenwardError",
     "WrongTokenType",
@@ -238,3 +239,12 @@ class SessionRevoked(TokenwardError):
     ``invalid_grant``: revoked, expired, reused or unknown) or none is stored. Log in again."""
 
     code = "session_revoked"
+
+
+class StoreUnavailable(TokenwardError):
+    """The database cannot be reached right now; nothing was written. Retry shortly."""
+
+    error = "temporarily_unavailable"
+    status = 503
+    expose = True
+    code = "store_unavailable"

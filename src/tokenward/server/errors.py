@@ -18,7 +18,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tokenward.errors import AccessDenied, InvalidToken, OAuthError, RateLimited, TokenwardError
+from tokenward.errors import (
+    AccessDenied,
+    InvalidToken,
+    OAuthError,
+    RateLimited,
+    StoreUnavailable,
+    TokenwardError,
+)
 
 __all__ = ["install_error_handlers", "problem"]
 
@@ -65,6 +72,8 @@ def _headers_for(exc: TokenwardError) -> dict[str, str]:
         return {"WWW-Authenticate": _bearer_challenge(exc)}
     if isinstance(exc, RateLimited):
         return {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, StoreUnavailable):
+        return {"Retry-After": "5"}
     if isinstance(exc, OAuthError) and exc.error == "invalid_client":
         return {"WWW-Authenticate": 'Basic realm="tokenward"'}
     return {}

@@ -13,10 +13,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tokenward.errors import Conflict, NotFound
+from tokenward.errors import Conflict, NotFound, StoreUnavailable
 from tokenward.store import sql_events, sql_refresh
 from tokenward.store.base import (
     AuditEvent,
@@ -33,6 +39,10 @@ from tokenward.store.changes import check_first_token, user_changes
 from tokenward.store.migrations import upgrade
 from tokenward.store.sql_engine import WRITE, open_engine
 from tokenward.store.tables import audit_events, clients, denylist, kv, users
+
+# A database that cannot be reached (refused, reset, timed out, pool exhausted): a 503 for
+# the client, never a 500 (issue 4: recovery without restart).
+_UNREACHABLE = (OSError, TimeoutError, OperationalError, InterfaceError, PoolTimeout)
 
 __all__ = ["SQLStore"]
 
@@ -89,9 +99,17 @@ class SQLStore:
                     yield conn
         except IntegrityError:
             raise Conflict(conflict) from None  # the driver's message may quote values
+        except _UNREACHABLE:
+            # The transaction rolled back (or never began): nothing half-written. 503.
+            raise StoreUnavailable("the store is unreachable; try again shortly") from None
 
-    def _read(self) -> AsyncConnection:
-        return self._engine.connect()
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self._engine.connect() as conn:
+                yield conn
+        except _UNREACHABLE:
+            raise StoreUnavailable("the store is unreachable; try again shortly") from None
 
     # lifecycle -----------------------------------------------------------------------------
 
@@ -107,7 +125,7 @@ class SQLStore:
         try:
             async with self._read() as conn:
                 await conn.execute(sa.select(1))
-        except (SQLAlchemyError, OSError):
+        except (SQLAlchemyError, OSError, StoreUnavailable):
             return False
         return True
 
