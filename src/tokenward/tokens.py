@@ -9,6 +9,7 @@ checked on every hit.
 from __future__ import annotations
 
 import secrets
+from collections import OrderedDict
 from collections.abc import Collection, Mapping
 from typing import Any, NamedTuple
 
@@ -196,7 +197,9 @@ class Verifier:
         self._rules = ClaimRules.build(issuer, audience, leeway, required_claims)
         self._clock = clock
         self.revocation = revocation if revocation is not None else RevocationView()
-        self._cache: dict[str | bytes, _Verified] = {}
+        # Insertion-ordered; OrderedDict because evicting the oldest of a plain dict walks
+        # over the holes earlier deletions left at its front (O(n) once the cache is full).
+        self._cache: OrderedDict[str | bytes, _Verified] = OrderedDict()
         self._cache_size = cache_size
 
     def __repr__(self) -> str:
@@ -254,6 +257,6 @@ class Verifier:
         if not self._cache_size:
             return claims
         if len(self._cache) >= self._cache_size:
-            del self._cache[next(iter(self._cache))]  # oldest first
+            self._cache.popitem(last=False)  # oldest first
         self._cache[token] = _Verified(claims, exp, facts, key)
         return dict(claims)  # the cached dict stays ours
