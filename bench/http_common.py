@@ -9,6 +9,7 @@ results. Everything listens on 127.0.0.1 only; every process started here is sto
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -232,7 +233,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=5)
 
 
-def _children(pid: int) -> list[int]:
+def child_pids(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     try:
         return [int(p) for p in path.read_text().split()]
@@ -301,7 +302,7 @@ class Bench(contextlib.ExitStack):
         base = f"http://{HOST}:{port}"
         _wait_ready(proc, base + "/healthz", log)
         server = Server(name, label or name, base, "/api/v1/login", "/api/v1/refresh", proc, log)
-        server.pids = [proc.pid, *_children(proc.pid)]
+        server.pids = [proc.pid, *child_pids(proc.pid)]
         create_bench_user(server)
         return server
 
@@ -625,3 +626,41 @@ def ratio_line(label: str, ratios: Sequence[float], target: float | None) -> str
 def print_ratio_header() -> None:
     print("| ratio | median | IQR | per round | target | verdict |")
     print("|---|---:|---:|---|---:|---|")
+
+
+# -- command line shared by the wrk benchmarks --------------------------------------------
+def run_parser(
+    doc: str,
+    *,
+    duration: float = 10.0,
+    warmup: float = 3.0,
+    connections: int = 8,
+    connections_help: str = "= wrk threads",
+) -> argparse.ArgumentParser:
+    """The options every wrk benchmark takes: rounds, duration, warm-up, connections, --quick."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=duration, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=connections, help=connections_help)
+    parser.add_argument("--warmup", type=float, default=warmup, help="seconds per target")
+    parser.add_argument("--quick", action="store_true", help="1 short round (smoke test)")
+    return parser
+
+
+def add_launcher(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--launcher",
+        choices=("serve", "asgi"),
+        default="serve",
+        help="one-worker tokenward: `tokenward serve` or uvicorn on the ASGI entry",
+    )
+
+
+def parse_run_args(
+    parser: argparse.ArgumentParser, quick: tuple[int, float, float] = (1, 3.0, 1.0)
+) -> argparse.Namespace:
+    """Parse; --quick sets (rounds, duration, warm-up) to ``quick``."""
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.duration, args.warmup = quick
+    return args

@@ -26,7 +26,6 @@ OWASP parameters (m=19456 KiB, t=2, p=1).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -40,16 +39,19 @@ from http_common import (
     TARGETS,
     Bench,
     WrkResult,
+    add_launcher,
     cores,
     environment,
     fmt_rps,
     login_script,
     paired_ratios,
+    parse_run_args,
     print_environment,
     print_ratio_header,
     print_rps_table,
     ratio_line,
     round_orders,
+    run_parser,
     wrk,
 )
 
@@ -119,27 +121,15 @@ def _row(label: str, values: list[float]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
-    parser.add_argument("--connections", type=int, default=8, help="= wrk threads")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds per target")
+    parser = run_parser(__doc__)
     parser.add_argument("--targets", default="tw,tw2,express", help=f"of {','.join(TARGETS)}")
     parser.add_argument(
         "--argon2",
         default=",".join(map(str, OWASP_ARGON2)),
         help="memory KiB,time cost,parallelism (server and floor) [%(default)s]",
     )
-    parser.add_argument(
-        "--launcher",
-        choices=("serve", "asgi"),
-        default="serve",
-        help="one-worker tokenward: `tokenward serve` or uvicorn on the ASGI entry",
-    )
-    parser.add_argument("--quick", action="store_true", help="1 round of 3 s, 1 s warm-up")
-    args = parser.parse_args()
-    if args.quick:
-        args.rounds, args.duration, args.warmup = 1, 3.0, 1.0
+    add_launcher(parser)
+    args = parse_run_args(parser)
     memory, time_cost, parallelism = (int(x) for x in args.argon2.split(","))
     argon2 = (memory, time_cost, parallelism)
     names = [n.strip() for n in args.targets.split(",") if n.strip()]

@@ -25,7 +25,6 @@ run at once, idle except for the one under load; rounds rotate the order.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -35,17 +34,20 @@ from http_common import (
     TARGETS,
     Bench,
     WrkResult,
+    add_launcher,
     check_refresh_semantics,
     environment,
     fmt_rps,
     fresh_refresh_tokens,
     paired_ratios,
+    parse_run_args,
     print_environment,
     print_ratio_header,
     print_rps_table,
     ratio_line,
     refresh_script,
     round_orders,
+    run_parser,
     wrk,
 )
 
@@ -53,22 +55,10 @@ TARGET_RATIO = 1.0  # tokenward refresh rps / Express refresh rps
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
-    parser.add_argument("--connections", type=int, default=8, help="= wrk threads = chains")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds per target")
+    parser = run_parser(__doc__, connections_help="= wrk threads = chains")
     parser.add_argument("--targets", default="tw,tw2,express", help=f"of {','.join(TARGETS)}")
-    parser.add_argument(
-        "--launcher",
-        choices=("serve", "asgi"),
-        default="serve",
-        help="one-worker tokenward: `tokenward serve` or uvicorn on the ASGI entry",
-    )
-    parser.add_argument("--quick", action="store_true", help="1 round of 3 s, 1 s warm-up")
-    args = parser.parse_args()
-    if args.quick:
-        args.rounds, args.duration, args.warmup = 1, 3.0, 1.0
+    add_launcher(parser)
+    args = parse_run_args(parser)
     names = [n.strip() for n in args.targets.split(",") if n.strip()]
     unknown = [n for n in names if n not in TARGETS]
     if unknown or "express" not in names:

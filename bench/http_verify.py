@@ -51,11 +51,13 @@ from http_common import (
     fmt_rps,
     free_port,
     paired_ratios,
+    parse_run_args,
     print_environment,
     print_ratio_header,
     process_cpu,
     ratio_line,
     round_orders,
+    run_parser,
     tokenward_env,
 )
 
@@ -297,17 +299,10 @@ def report(scenario: str, results: dict[str, list[dict[str, float]]]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds per target")
+    parser = run_parser(__doc__, warmup=2.0, connections=32, connections_help="wrk connections")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--targets", default=",".join(LABELS), help=f"of {','.join(LABELS)}")
-    parser.add_argument("--quick", action="store_true", help="1 round of 2 s, 1 s warm-up")
-    args = parser.parse_args()
-    if args.quick:
-        args.rounds, args.duration, args.warmup = 1, 2.0, 1.0
+    args = parse_run_args(parser, quick=(1, 2.0, 1.0))
     names = [n.strip() for n in args.targets.split(",") if n.strip()]
     if any(n not in LABELS for n in names):
         parser.error(f"targets must be of {', '.join(LABELS)}")

@@ -24,7 +24,6 @@ PostgreSQL and Redis as in ``revocation_propagation.py`` (``TOKENWARD_TEST_POSTG
 
 from __future__ import annotations
 
-import argparse
 import secrets
 import statistics
 import sys
@@ -36,18 +35,20 @@ from http_common import (
     Bench,
     Server,
     WrkResult,
-    _children,
+    child_pids,
     create_bench_user,
     environment,
     fmt_rps,
     fresh_refresh_tokens,
     paired_ratios,
+    parse_run_args,
     print_environment,
     print_ratio_header,
     print_rps_table,
     ratio_line,
     refresh_script,
     round_orders,
+    run_parser,
     wrk,
 )
 from revocation_propagation import FAST_ARGON2, master_key, pg_database, pg_env, start_node
@@ -63,7 +64,7 @@ LABELS = {
 def node(bench: Bench, name: str, env: dict[str, str]) -> Server:
     base, proc = start_node(bench, name, env)
     server = Server(name, name, base, "/api/v1/login", "/api/v1/refresh", proc, bench.tmp)
-    server.pids = [proc.pid, *_children(proc.pid)]
+    server.pids = [proc.pid, *child_pids(proc.pid)]
     return server
 
 
@@ -99,15 +100,10 @@ def combine(parts: list[WrkResult]) -> WrkResult:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds per wrk run")
-    parser.add_argument("--connections", type=int, default=8, help="in all (pg2: half each)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds per target")
-    parser.add_argument("--quick", action="store_true", help="1 round of 3 s, 1 s warm-up")
-    args = parser.parse_args()
-    if args.quick:
-        args.rounds, args.duration, args.warmup = 1, 3.0, 1.0
+    parser = run_parser(
+        __doc__, duration=8.0, warmup=2.0, connections_help="in all (pg2: half each)"
+    )
+    args = parse_run_args(parser)
     half = max(1, args.connections // 2)
 
     print("# Refresh rotation: SQLite vs PostgreSQL, one node vs two\n")
