@@ -142,7 +142,6 @@ def environment() -> dict[str, str]:
                 "starlette",
                 "pydantic",
                 "SQLAlchemy",
-                "aiosqlite",
                 "argon2-cffi",
                 "argon2-cffi-bindings",
                 "limits",

@@ -89,7 +89,7 @@ def _memory(_request: pytest.FixtureRequest, _tmp_path: Path) -> Backend:
 
 
 def _sqlite(_request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return Backend("sqlite", url=f"sqlite+aiosqlite:///{tmp_path / 'tokenward.db'}")
+    return Backend("sqlite", url=f"sqlite:///{tmp_path / 'tokenward.db'}")
 
 
 def _postgresql(request: pytest.FixtureRequest, _tmp_path: Path) -> Backend:

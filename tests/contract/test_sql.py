@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from tests.contract.conftest import Backend
 from tests.contract.records import DAY, T0, child, family, first_token, user
-from tokenward.errors import ConfigError
+from tokenward.errors import ConfigError, Conflict
 from tokenward.store import SCHEMES, MemoryStore, open_store
 from tokenward.store.base import RotateOutcome, RotateResult, Store
 from tokenward.store.migrations import VERSION_TABLE, alembic_config
@@ -47,31 +47,22 @@ async def test_migrations_build_exactly_tables_py(sql_backend: Backend) -> None:
     await store.migrate()
     await store.close()
     assert sql_backend.url is not None
-    engine, _ = open_engine(sql_backend.url, sql_backend.connect_args)
+    runner, _ = open_engine(sql_backend.url, sql_backend.connect_args)
     try:
-        async with engine.connect() as conn:
-            assert await conn.run_sync(_diff) == []
+        assert await runner.read(_diff) == []
     finally:
-        await engine.dispose()
+        await runner.dispose()
 
 
 @pytest.mark.anyio
 async def test_concurrent_migrations(sql_backend: Backend) -> None:
-    """Nodes starting together: one migrates, the others wait and find the schema current.
-
-    Concurrent only on PostgreSQL, where several nodes share one database. SQLite serves
-    one node; four stores racing on a fresh file in one process once left an aiosqlite
-    thread behind that hung the event loop's shutdown, so there they migrate in turn.
-    """
+    """Nodes (or a server and the CLI) starting together: one migrates, the others wait
+    (PostgreSQL's advisory lock, SQLite's BEGIN IMMEDIATE) and find the schema current."""
     stores = [sql_backend.open() for _ in range(4)]
     try:
-        if sql_backend.name == "sqlite":
+        async with anyio.create_task_group() as tg:
             for store in stores:
-                await store.migrate()
-        else:
-            async with anyio.create_task_group() as tg:
-                for store in stores:
-                    tg.start_soon(store.migrate)
+                tg.start_soon(store.migrate)
         await stores[0].add_user(user(1))
         assert await stores[-1].get_user("u1") == user(1)
     finally:
@@ -89,7 +80,7 @@ def _sqlite_tables(path: Path) -> set[str]:
 
 
 def test_alembic_command_line_path(tmp_path: Path) -> None:
-    """env.py given only a URL (as the alembic CLI would) opens an async engine itself."""
+    """env.py given only a URL (as the alembic CLI would) opens the store's engine itself."""
     path = tmp_path / "cli.db"
     config = alembic_config(f"sqlite+aiosqlite:///{path}")
     command.upgrade(config, "head")
@@ -103,7 +94,7 @@ def test_alembic_command_line_path(tmp_path: Path) -> None:
 
 @pytest.fixture
 async def two_stores(tmp_path: Path) -> AsyncIterator[tuple[Store, Store]]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
     first, second = SQLStore(url), SQLStore(url)
     await first.migrate()
     await second.migrate()
@@ -155,10 +146,11 @@ def test_open_store_memory() -> None:
 
 @pytest.mark.anyio
 async def test_open_store_sqlite(tmp_path: Path) -> None:
-    for scheme in ("sqlite", "sqlite+aiosqlite"):
+    # sqlite+aiosqlite: the URL form of earlier versions; every form runs on the stdlib driver
+    for scheme in ("sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"):
         store = open_store(f"{scheme}:///{tmp_path / (scheme + '.db')}")
         assert isinstance(store, SQLStore)
-        assert "sqlite+aiosqlite" in repr(store)
+        assert "sqlite+pysqlite" in repr(store)
         await store.migrate()
         assert await store.ping()
         await store.close()
@@ -194,3 +186,31 @@ def test_open_store_takes_a_registry() -> None:
     assert open_store("custom://x", schemes={**SCHEMES, "custom": lambda _url: made}) is made
     with pytest.raises(ConfigError):
         open_store("custom://x")
+
+
+@pytest.mark.anyio
+async def test_concurrent_writes_fail_alone(sql_backend: Backend) -> None:
+    """Writes committed together (SQLite's group commit) stay atomic one by one: the
+    ones that fail roll back their own work only, and the others are all stored."""
+    store = sql_backend.open()
+    await store.migrate()
+    taken = user(0).username
+    outcomes: dict[int, str] = {}
+
+    async def add(n: int) -> None:
+        try:
+            await store.add_user(user(n, username=taken) if n % 4 == 0 else user(n))
+            outcomes[n] = "stored"
+        except Conflict:
+            outcomes[n] = "conflict"
+
+    try:
+        await store.add_user(user(0))
+        async with anyio.create_task_group() as tg:
+            for n in range(1, 41):
+                tg.start_soon(add, n)
+        assert sorted(n for n, o in outcomes.items() if o == "conflict") == list(range(4, 41, 4))
+        stored = {u.id for u in await store.list_users()}
+        assert stored == {"u0"} | {f"u{n}" for n in range(1, 41) if n % 4}
+    finally:
+        await store.close()

@@ -6,10 +6,15 @@ Every test runs against each backend (memory, SQLite, PostgreSQL when configured
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.contract.conftest import Backend
 from tests.contract.records import T0
@@ -17,6 +22,7 @@ from tokenward.errors import Conflict
 from tokenward.store import sql_events
 from tokenward.store.base import RevocationEvent, Store
 from tokenward.store.sql import SQLStore
+from tokenward.store.sql_engine import normalise_url
 
 pytestmark = pytest.mark.anyio
 
@@ -223,8 +229,10 @@ async def test_an_uncommitted_event_holds_later_ids_back(sql_backend: Backend) -
 
     try:
         # an open transaction holding one event
-        async with anyio.create_task_group() as tg, first._write() as conn:
-            early = await sql_events.add_event(conn, "deny", {"jti": "early"}, T0)
+        async with anyio.create_task_group() as tg, _held_transaction(sql_backend) as run:
+            early = await run(
+                partial(sql_events.add_event, kind="deny", data={"jti": "early"}, at=T0)
+            )
             tg.start_soon(add_later)
             with anyio.move_on_after(0.5):  # bounded: the later writer must be waiting
                 while not later:
@@ -235,3 +243,31 @@ async def test_an_uncommitted_event_holds_later_ids_back(sql_backend: Backend) -
     finally:
         for store in (first, second, reader):
             await store.close()
+
+
+@asynccontextmanager
+async def _held_transaction(backend: Backend) -> AsyncIterator[Callable[[Any], Awaitable[Any]]]:
+    """A write transaction kept open across awaits (the store's own close at once), on
+    the loop's thread: its statements are quick and never wait for a lock here."""
+    assert backend.url is not None
+    if backend.name == "sqlite":
+        engine = sa.create_engine(backend.url, connect_args={"isolation_level": None})
+        with engine.connect() as conn:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+            async def run_sqlite(fn: Any) -> Any:
+                return fn(conn)
+
+            yield run_sqlite
+            conn.exec_driver_sql("COMMIT")
+        engine.dispose()
+        return
+    url = normalise_url(backend.url)  # the asyncpg driver, as the store uses
+    pg = create_async_engine(url, connect_args=dict(backend.connect_args))
+    async with pg.connect() as aconn, aconn.begin():
+
+        async def run_pg(fn: Any) -> Any:
+            return await aconn.run_sync(fn)
+
+        yield run_pg
+    await pg.dispose()

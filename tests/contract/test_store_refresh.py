@@ -11,9 +11,10 @@ from dataclasses import replace
 import anyio
 import pytest
 
-from tests.contract.records import DAY, T0, child, family, first_token, h
+from tests.contract.records import DAY, T0, child, event, family, first_token, h, user
 from tokenward.errors import Conflict
 from tokenward.store.base import (
+    RefreshSession,
     RefreshState,
     RefreshToken,
     RotateOutcome,
@@ -48,6 +49,57 @@ async def state(store: Store, token: RefreshToken) -> RefreshState | None:
 
 
 # families --------------------------------------------------------------------------------
+
+
+async def test_refresh_session_reads_token_family_and_user_together(store: Store) -> None:
+    await store.add_user(user(1, roles=("admin", "ops")))
+    first = await started(store)
+    session = await store.get_refresh_session(first.token_hash)
+    assert session == RefreshSession(first, family("f1"), user(1, roles=("admin", "ops")))
+    assert await store.get_refresh_session(h("nope")) is None
+    # a token whose user is gone (or never existed here) still comes back, user None
+    orphan = await started(store, "f2", user_id="u-gone")
+    assert await store.get_refresh_session(orphan.token_hash) == RefreshSession(
+        orphan, family("f2", "u-gone"), None
+    )
+    # the session reflects the latest state of each part
+    second = await rotate(store, first, "r1", T0 + 5)
+    await store.bump_token_version("u1")
+    again = await store.get_refresh_session(first.token_hash)
+    assert again is not None and again.token.state is USED and again.token.used_at == T0 + 5
+    assert again.family is not None and again.family.last_used_at == T0 + 5
+    assert again.user is not None and again.user.token_version == 1
+    newest = await store.get_refresh_session(second.token_hash)
+    assert newest is not None and newest.token == second
+
+
+async def test_rotation_stores_its_audit_event_only_when_it_wins(store: Store) -> None:
+    first = await started(store)
+    won = await store.rotate_refresh(
+        first.token_hash, child(first, "r1", T0 + 1), T0 + 1, T0 + DAY, audit=event("a1", T0 + 1)
+    )
+    assert won.outcome is RotateOutcome.ROTATED
+    lost = await store.rotate_refresh(
+        first.token_hash, child(first, "r2", T0 + 2), T0 + 2, T0 + DAY, audit=event("a2", T0 + 2)
+    )
+    assert lost.outcome is RotateOutcome.REUSED
+    unknown = await store.rotate_refresh(
+        h("nope"), child(first, "r3", T0 + 3), T0 + 3, T0 + DAY, audit=event("a3", T0 + 3)
+    )
+    assert unknown.outcome is RotateOutcome.UNKNOWN
+    assert [e.id for e in await store.list_audit()] == ["a1"]
+
+
+async def test_a_failing_audit_insert_undoes_the_rotation(store: Store) -> None:
+    """One transaction: an audit row that cannot be stored leaves the token unrotated."""
+    await store.add_audit(event("taken", T0))
+    first = await started(store)
+    with pytest.raises(Conflict):
+        await store.rotate_refresh(
+            first.token_hash, child(first, "r1", T0 + 1), T0 + 1, T0 + DAY, audit=event("taken", T0)
+        )
+    assert await state(store, first) is ACTIVE
+    assert await store.get_refresh(h("r1")) is None
 
 
 async def test_start_family_round_trip(store: Store) -> None:

@@ -53,7 +53,14 @@ class Audit:
         self._store, self._clock = store, clock
         self._log = logger if logger is not None else make_logger()
 
-    async def emit(
+    async def emit(self, type: str, **fields: Any) -> AuditEvent:
+        """Log and store the event now (``fields`` as for :meth:`event`)."""
+        event = self.event(type, **fields)
+        self.log(event)
+        await self._store.add_audit(event)
+        return event
+
+    def event(
         self,
         type: str,
         *,
@@ -63,8 +70,10 @@ class Audit:
         session_id: str | None = None,
         **data: Any,
     ) -> AuditEvent:
+        """The event, neither logged nor stored: for a store call that writes it in the
+        same transaction as what it records (a refresh rotation); then :meth:`log` it."""
         info = request or RequestInfo()
-        event = AuditEvent(
+        return AuditEvent(
             id=uuid.uuid4().hex,
             at=self._clock(),
             type=type,
@@ -75,15 +84,15 @@ class Audit:
             session_id=session_id,
             data=redact(data),
         )
+
+    def log(self, event: AuditEvent) -> None:
         self._log.info(
-            type,
+            event.type,
             event_id=event.id,
-            user_id=user_id,
-            username=username,
+            user_id=event.user_id,
+            username=event.username,
             ip=event.ip,
             user_agent=event.user_agent,
-            session_id=session_id,
+            session_id=event.session_id,
             **event.data,
         )
-        await self._store.add_audit(event)
-        return event

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -12,7 +12,16 @@ from tokenward.errors import AccessDenied, InvalidToken
 from tokenward.server.audit import RequestInfo
 from tokenward.server.context import AppContext
 
-__all__ = ["Principal", "get_ctx", "principal", "request_info", "require_role"]
+__all__ = [
+    "Caller",
+    "Ctx",
+    "Info",
+    "Principal",
+    "get_ctx",
+    "principal",
+    "request_info",
+    "require_role",
+]
 
 
 @dataclass(frozen=True)
@@ -77,8 +86,27 @@ def principal(request: Request) -> Principal:
     )
 
 
+# The dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in its thread
+# pool, a hand-off to a worker thread and back on every request for a dict lookup.
+async def _ctx_dependency(request: Request) -> AppContext:
+    return get_ctx(request)
+
+
+async def _info_dependency(request: Request) -> RequestInfo:
+    return request_info(request)
+
+
+async def _caller_dependency(request: Request) -> Principal:
+    return principal(request)
+
+
+Ctx = Annotated[AppContext, Depends(_ctx_dependency)]
+Info = Annotated[RequestInfo, Depends(_info_dependency)]
+Caller = Annotated[Principal, Depends(_caller_dependency)]
+
+
 def require_role(role: str) -> Callable[..., Awaitable[Principal]]:
-    async def dependency(who: Principal = Depends(principal)) -> Principal:  # noqa: B008
+    async def dependency(who: Caller) -> Principal:
         if role not in who.roles:
             raise AccessDenied(f"requires role {role!r}")
         return who

@@ -17,11 +17,38 @@ from limits.strategies import MovingWindowRateLimiter
 
 from tokenward.errors import ConfigError, RateLimited
 
-__all__ = ["Limiter"]
+__all__ = ["Limiter", "SweptMemoryStorage"]
 
 log = logging.getLogger("tokenward.server")
 FALLBACK_SECONDS = 30.0  # how long to count locally after a Redis failure
 REDIS_TIMEOUT = 0.5  # seconds; a login never waits on Redis longer than this
+
+
+class SweptMemoryStorage(MemoryStorage):
+    """limits' memory storage without a thread per request.
+
+    ``MemoryStorage`` drops expired windows on a 10 ms ``threading.Timer`` and starts a
+    new timer thread on the next hit once the last one fired: below ~100 hits/s, nearly
+    every login or refresh started a thread (~1 ms here, docs/benchmarks.md). The windows
+    are judged by time on every hit anyway; the sweep only frees memory, so here it runs
+    inline, at most once per ``SWEEP_SECONDS``.
+    """
+
+    SWEEP_SECONDS = 1.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timer.cancel()  # the one timer the base class starts; never re-armed
+        self._next_sweep = 0.0
+
+    def _MemoryStorage__schedule_expiry(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._next_sweep = now + self.SWEEP_SECONDS
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+            # limits empties an expired key's list but keeps the key: drop it too
+            for key in [k for k, entries in self.events.items() if not entries]:
+                del self.events[key]
 
 
 def _storage(url: str, key_prefix: str) -> Storage:
@@ -55,10 +82,10 @@ class Limiter:
         self, limits: dict[str, str], storage_url: str = "", *, key_prefix: str = "LIMITS"
     ) -> None:
         self._storage: Storage = (
-            _storage(storage_url, key_prefix) if storage_url else MemoryStorage()
+            _storage(storage_url, key_prefix) if storage_url else SweptMemoryStorage()
         )
         self._strategy = MovingWindowRateLimiter(self._storage)
-        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._local = MovingWindowRateLimiter(SweptMemoryStorage())
         self._shared_down_until = 0.0
         self._items: dict[str, RateLimitItem] = {name: parse(spec) for name, spec in limits.items()}
 

@@ -145,7 +145,7 @@ class Settings(BaseSettings):
 
     @property
     def effective_database_url(self) -> str:
-        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'tokenward.db'}"
+        return self.database_url or f"sqlite:///{self.data_dir / 'tokenward.db'}"
 
     @property
     def https(self) -> bool:

@@ -3,7 +3,8 @@
 ``open_store(url)`` picks the backend from the URL scheme through a registry:
 
 - ``memory://`` — in-process dicts (tests, the dev profile);
-- ``sqlite+aiosqlite:///path/tokenward.db`` (or ``sqlite:///...``) — one file, one machine;
+- ``sqlite:///path/tokenward.db`` — one file, one machine (stdlib driver, transactions
+  in threads of the store's own; ``sqlite+aiosqlite://`` URLs of earlier versions work);
 - ``postgresql://`` / ``postgresql+asyncpg://`` (or ``postgres://``) — many nodes; the
   driver is always asyncpg.
 
@@ -63,6 +64,7 @@ SCHEMES: Mapping[str, StoreFactory] = MappingProxyType(
     {
         "memory": _memory,
         "sqlite": _sql,
+        "sqlite+pysqlite": _sql,
         "sqlite+aiosqlite": _sql,
         "postgres": _sql,
         "postgresql": _sql,

@@ -18,6 +18,7 @@ __all__ = [
     "Client",
     "Family",
     "KeyringDoc",
+    "RefreshSession",
     "RefreshState",
     "RefreshToken",
     "RevocationEvent",
@@ -101,6 +102,16 @@ class RefreshToken:
     used_at: float | None = None
     access_jti: str = ""  # the access token minted together with it (denied on family revoke)
     access_exp: float = 0.0
+
+
+@dataclass(frozen=True)
+class RefreshSession:
+    """A refresh token with its family and user, read together (one round trip on the
+    refresh path); family or user is None when it no longer exists."""
+
+    token: RefreshToken
+    family: Family | None
+    user: User | None
 
 
 class RotateOutcome(enum.StrEnum):
@@ -196,9 +207,18 @@ class Store(Protocol):
         self, user_id: str, *, active_only: bool = True
     ) -> Sequence[Family]: ...
     async def get_refresh(self, token_hash: str) -> RefreshToken | None: ...
+    async def get_refresh_session(self, token_hash: str) -> RefreshSession | None: ...
     async def rotate_refresh(
-        self, token_hash: str, child: RefreshToken, now: float, idle_expires_at: float
+        self,
+        token_hash: str,
+        child: RefreshToken,
+        now: float,
+        idle_expires_at: float,
+        *,
+        audit: AuditEvent | None = None,
     ) -> RotateResult: ...
+    # ``audit`` is stored in the same transaction when the rotation wins (ROTATED): the
+    # audit trail never misses a committed rotation, and a refresh is one transaction.
     async def regrant_refresh(
         self, parent_hash: str, child: RefreshToken, now: float, idle_expires_at: float
     ) -> RefreshToken | None: ...

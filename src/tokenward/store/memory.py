@@ -20,6 +20,7 @@ from tokenward.store.base import (
     Client,
     Family,
     KeyringDoc,
+    RefreshSession,
     RefreshState,
     RefreshToken,
     RevocationEvent,
@@ -152,8 +153,22 @@ class MemoryStore:
     async def get_refresh(self, token_hash: str) -> RefreshToken | None:
         return self._tokens.get(token_hash)
 
+    async def get_refresh_session(self, token_hash: str) -> RefreshSession | None:
+        token = self._tokens.get(token_hash)
+        if token is None:
+            return None
+        return RefreshSession(
+            token, await self.get_family(token.family_id), await self.get_user(token.user_id)
+        )
+
     async def rotate_refresh(
-        self, token_hash: str, child: RefreshToken, now: float, idle_expires_at: float
+        self,
+        token_hash: str,
+        child: RefreshToken,
+        now: float,
+        idle_expires_at: float,
+        *,
+        audit: AuditEvent | None = None,
     ) -> RotateResult:
         async with self._lock:
             token = self._tokens.get(token_hash)
@@ -162,9 +177,13 @@ class MemoryStore:
             if token.state is not RefreshState.ACTIVE:
                 return RotateResult(RotateOutcome.REUSED, token)
             self._check_new(child)
+            if audit is not None:
+                self._check_audit(audit)
             self._tokens[token_hash] = replace(token, state=RefreshState.USED, used_at=now)
             self._insert(child)
             self._touch(token.family_id, now, idle_expires_at)
+            if audit is not None:
+                self._audit.append(replace(audit, data=_json_copy(audit.data)))
             return RotateResult(RotateOutcome.ROTATED, token)
 
     async def regrant_refresh(
@@ -292,9 +311,12 @@ class MemoryStore:
 
     async def add_audit(self, event: AuditEvent) -> None:
         async with self._lock:
-            if any(e.id == event.id for e in self._audit):
-                raise Conflict("audit event already exists")
+            self._check_audit(event)
             self._audit.append(replace(event, data=_json_copy(event.data)))
+
+    def _check_audit(self, event: AuditEvent) -> None:
+        if any(e.id == event.id for e in self._audit):
+            raise Conflict("audit event already exists")
 
     async def list_audit(
         self, *, limit: int = 100, user_id: str | None = None, type: str | None = None

@@ -1,16 +1,17 @@
-"""SQLStore: the durable Store on SQLAlchemy 2 Core (async), for SQLite and PostgreSQL.
+"""SQLStore: the durable Store on SQLAlchemy 2 Core, for SQLite and PostgreSQL.
 
-One code path for both engines; what differs (driver, SQLite pragmas and BEGIN mode,
-upsert syntax, the migration lock) is in :mod:`tokenward.store.sql_engine`. Reads use
-a pooled connection; writes go through :meth:`SQLStore._write`, one transaction each.
+One code path for both engines: each operation is a sync function over a connection,
+run as one transaction by the engine's runner (:mod:`tokenward.store.sql_runner`: a
+thread for SQLite, asyncpg for PostgreSQL). What differs (driver, SQLite pragmas and
+BEGIN mode, upsert syntax, the migration lock) is in :mod:`tokenward.store.sql_engine`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Mapping, Sequence
+from functools import partial
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import (
@@ -20,7 +21,6 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tokenward.errors import Conflict, NotFound, StoreUnavailable
 from tokenward.store import sql_events, sql_refresh
@@ -29,6 +29,7 @@ from tokenward.store.base import (
     Client,
     Family,
     KeyringDoc,
+    RefreshSession,
     RefreshToken,
     RevocationEvent,
     RotateResult,
@@ -37,7 +38,8 @@ from tokenward.store.base import (
 )
 from tokenward.store.changes import check_first_token, user_changes
 from tokenward.store.migrations import upgrade
-from tokenward.store.sql_engine import WRITE, open_engine
+from tokenward.store.sql_engine import open_engine
+from tokenward.store.sql_runner import Work
 from tokenward.store.tables import audit_events, clients, denylist, kv, users
 
 # A database that cannot be reached (refused, reset, timed out, pool exhausted): a 503 for
@@ -45,6 +47,8 @@ from tokenward.store.tables import audit_events, clients, denylist, kv, users
 _UNREACHABLE = (OSError, TimeoutError, OperationalError, InterfaceError, PoolTimeout)
 
 __all__ = ["SQLStore"]
+
+T = TypeVar("T")
 
 EPOCH_KEY = "epoch"
 _U = users.c
@@ -55,8 +59,7 @@ def _user_row(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _user(row: sa.Row[Any]) -> User:
-    values = dict(row._mapping)
-    return User(**{**values, "roles": tuple(values["roles"])})
+    return sql_refresh.user_record(dict(row._mapping))
 
 
 def _client(row: sa.Row[Any]) -> Client:
@@ -66,6 +69,10 @@ def _client(row: sa.Row[Any]) -> Client:
     )
 
 
+def _audit_row(event: AuditEvent) -> dict[str, Any]:
+    return dataclasses.asdict(event)
+
+
 def _audit(row: sa.Row[Any]) -> AuditEvent:
     values = dict(row._mapping)
     del values["seq"]
@@ -73,71 +80,75 @@ def _audit(row: sa.Row[Any]) -> AuditEvent:
 
 
 class SQLStore:
-    """``SQLStore("sqlite+aiosqlite:///path/tokenward.db")`` or ``SQLStore("postgresql://...")``.
+    """``SQLStore("sqlite:///path/tokenward.db")`` or ``SQLStore("postgresql://...")``.
 
     ``connect_args`` go to the driver, e.g. asyncpg's
     ``{"server_settings": {"search_path": "tokenward"}}`` to live in a schema of its own.
-    Use a store on one event loop: its pooled connections (and SQLite's write lock)
-    belong to the loop that first used them. The repr hides the URL's password.
+    On PostgreSQL, use a store on one event loop (its pooled connections belong to the
+    loop that opened them). The repr hides the URL's password.
     """
 
     def __init__(self, url: str, *, connect_args: Mapping[str, Any] | None = None) -> None:
-        self._engine, self._dialect = open_engine(url, connect_args)
-        self._writer = self._dialect.writer()
+        self._runner, self._dialect = open_engine(url, connect_args)
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"SQLStore({self._engine.url.render_as_string(hide_password=True)!r})"
+        return f"SQLStore({self._runner.url.render_as_string(hide_password=True)!r})"
 
-    @asynccontextmanager
-    async def _write(self, conflict: str = "already exists") -> AsyncIterator[AsyncConnection]:
-        """One write transaction; a unique or foreign-key violation becomes Conflict."""
+    async def _write(self, fn: Work[T], conflict: str = "already exists") -> T:
+        """``fn`` as one write transaction; a unique or foreign-key violation is Conflict."""
+        self._check_open()
         try:
-            async with self._writer, self._engine.connect() as conn:
-                await conn.execution_options(**{WRITE: True})
-                async with conn.begin():
-                    yield conn
+            return await self._runner.write(fn)
         except IntegrityError:
             raise Conflict(conflict) from None  # the driver's message may quote values
         except _UNREACHABLE:
             # The transaction rolled back (or never began): nothing half-written. 503.
             raise StoreUnavailable("the store is unreachable; try again shortly") from None
 
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
+    async def _read(self, fn: Work[T]) -> T:
+        self._check_open()
         try:
-            async with self._engine.connect() as conn:
-                yield conn
+            return await self._runner.read(fn)
         except _UNREACHABLE:
             raise StoreUnavailable("the store is unreachable; try again shortly") from None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
 
     # lifecycle -----------------------------------------------------------------------------
 
     async def migrate(self) -> None:
         """``alembic upgrade head``; a no-op when the schema is current."""
-        async with self._write() as conn:
-            await conn.run_sync(self._dialect.migration_lock)
-            await conn.run_sync(upgrade)
+
+        def work(conn: sa.Connection) -> None:
+            self._dialect.migration_lock(conn)
+            upgrade(conn)
+
+        await self._write(work)
 
     async def ping(self) -> bool:
         if self._closed:
             return False
         try:
-            async with self._read() as conn:
-                await conn.execute(sa.select(1))
+            await self._read(lambda conn: conn.execute(sa.select(1)).scalar())
         except (SQLAlchemyError, OSError, StoreUnavailable):
             return False
         return True
 
     async def close(self) -> None:
-        self._closed = True
-        await self._engine.dispose()
+        if not self._closed:
+            self._closed = True
+            await self._runner.dispose()
 
     # users ---------------------------------------------------------------------------------
 
     async def add_user(self, user: User) -> None:
-        async with self._write("user already exists") as conn:
-            await conn.execute(sa.insert(users).values(**_user_row(dataclasses.asdict(user))))
+        row = _user_row(dataclasses.asdict(user))
+        await self._write(
+            lambda conn: conn.execute(sa.insert(users).values(**row)), "user already exists"
+        )
 
     async def get_user(self, user_id: str) -> User | None:
         return await self._one_user(_U.id == user_id)
@@ -146,22 +157,20 @@ class SQLStore:
         return await self._one_user(_U.username == username)
 
     async def _one_user(self, where: sa.ColumnElement[bool]) -> User | None:
-        async with self._read() as conn:
-            row = (await conn.execute(sa.select(users).where(where))).first()
-        return None if row is None else _user(row)
+        return await self._read(partial(_select_user, where))
 
     async def list_users(self) -> Sequence[User]:
-        async with self._read() as conn:
-            rows = await conn.execute(sa.select(users).order_by(_U.username))
-            return [_user(r) for r in rows]
+        query = sa.select(users).order_by(_U.username)
+        return await self._read(lambda conn: [_user(r) for r in conn.execute(query)])
 
     async def update_user(self, user_id: str, **changes: Any) -> User | None:
         values = user_changes(changes)
         if not values:
             return await self.get_user(user_id)
-        async with self._write("user already exists") as conn:
-            query = sa.update(users).where(_U.id == user_id).values(**_user_row(values))
-            row = (await conn.execute(query.returning(users))).first()
+        query = sa.update(users).where(_U.id == user_id).values(**_user_row(values))
+        row = await self._write(
+            lambda conn: conn.execute(query.returning(users)).first(), "user already exists"
+        )
         return None if row is None else _user(row)
 
     async def bump_token_version(self, user_id: str) -> int:
@@ -172,8 +181,7 @@ class SQLStore:
             .values(token_version=_U.token_version + 1)
             .returning(_U.token_version)
         )
-        async with self._write() as conn:
-            version = (await conn.execute(query)).scalar_one_or_none()
+        version = await self._write(lambda conn: conn.execute(query).scalar_one_or_none())
         if version is None:
             raise NotFound("no such user")
         return int(version)
@@ -183,62 +191,87 @@ class SQLStore:
     async def add_client(self, client: Client) -> None:
         row = dataclasses.asdict(client)
         row.update(scopes=list(client.scopes), grant_types=list(client.grant_types))
-        async with self._write("client already exists") as conn:
-            await conn.execute(sa.insert(clients).values(**row))
+        stmt = sa.insert(clients).values(**row)
+        await self._write(lambda conn: conn.execute(stmt), "client already exists")
 
     async def get_client(self, client_id: str) -> Client | None:
-        async with self._read() as conn:
-            query = sa.select(clients).where(clients.c.client_id == client_id)
-            row = (await conn.execute(query)).first()
+        query = sa.select(clients).where(clients.c.client_id == client_id)
+        row = await self._read(lambda conn: conn.execute(query).first())
         return None if row is None else _client(row)
 
     async def list_clients(self) -> Sequence[Client]:
-        async with self._read() as conn:
-            rows = await conn.execute(sa.select(clients).order_by(clients.c.client_id))
-            return [_client(r) for r in rows]
+        query = sa.select(clients).order_by(clients.c.client_id)
+        return await self._read(lambda conn: [_client(r) for r in conn.execute(query)])
 
     # refresh families (the SQL is in sql_refresh) ------------------------------------------
 
     async def start_family(self, family: Family, first: RefreshToken) -> None:
         check_first_token(family, first)
-        async with self._write("family or token already exists") as conn:
-            await sql_refresh.start_family(conn, family, first)
+        await self._write(
+            partial(sql_refresh.start_family, family=family, first=first),
+            "family or token already exists",
+        )
 
     async def get_family(self, family_id: str) -> Family | None:
-        async with self._read() as conn:
-            return await sql_refresh.get_family(conn, family_id)
+        return await self._read(partial(sql_refresh.get_family, family_id=family_id))
 
     async def list_families(self, user_id: str, *, active_only: bool = True) -> Sequence[Family]:
-        async with self._read() as conn:
-            return await sql_refresh.list_families(conn, user_id, active_only=active_only)
+        return await self._read(
+            partial(sql_refresh.list_families, user_id=user_id, active_only=active_only)
+        )
 
     async def get_refresh(self, token_hash: str) -> RefreshToken | None:
-        async with self._read() as conn:
-            return await sql_refresh.get_refresh(conn, token_hash)
+        return await self._read(partial(sql_refresh.get_refresh, token_hash=token_hash))
+
+    async def get_refresh_session(self, token_hash: str) -> RefreshSession | None:
+        return await self._read(partial(sql_refresh.get_session, token_hash=token_hash))
 
     async def rotate_refresh(
-        self, token_hash: str, child: RefreshToken, now: float, idle_expires_at: float
+        self,
+        token_hash: str,
+        child: RefreshToken,
+        now: float,
+        idle_expires_at: float,
+        *,
+        audit: AuditEvent | None = None,
     ) -> RotateResult:
-        async with self._write("token already exists") as conn:
-            return await sql_refresh.rotate(conn, token_hash, child, now, idle_expires_at)
+        work = partial(
+            sql_refresh.rotate,
+            token_hash=token_hash,
+            child=child,
+            now=now,
+            idle_expires_at=idle_expires_at,
+            audit=None if audit is None else _audit_row(audit),
+        )
+        return await self._write(work, "token already exists")
 
     async def regrant_refresh(
         self, parent_hash: str, child: RefreshToken, now: float, idle_expires_at: float
     ) -> RefreshToken | None:
-        async with self._write("token already exists") as conn:
-            return await sql_refresh.regrant(conn, parent_hash, child, now, idle_expires_at)
+        work = partial(
+            sql_refresh.regrant,
+            parent_hash=parent_hash,
+            child=child,
+            now=now,
+            idle_expires_at=idle_expires_at,
+        )
+        return await self._write(work, "token already exists")
 
     async def revoke_family(
         self, family_id: str, reason: str, now: float
     ) -> Sequence[tuple[str, float]]:
-        async with self._write() as conn:
-            return await sql_refresh.revoke_family(conn, family_id, reason, now)
+        return await self._write(
+            partial(sql_refresh.revoke_family, family_id=family_id, reason=reason, now=now)
+        )
 
     async def revoke_user_families(
         self, user_id: str, reason: str, now: float, *, keep: str | None = None
     ) -> Sequence[tuple[str, float]]:
-        async with self._write() as conn:
-            return await sql_refresh.revoke_user_families(conn, user_id, reason, now, keep)
+        return await self._write(
+            partial(
+                sql_refresh.revoke_user_families, user_id=user_id, reason=reason, now=now, keep=keep
+            )
+        )
 
     # deny-list and global epoch ------------------------------------------------------------
 
@@ -250,18 +283,17 @@ class SQLStore:
             set_={"expires_at": stmt.excluded.expires_at},
             where=denylist.c.expires_at < stmt.excluded.expires_at,
         )
-        async with self._write() as conn:
-            await conn.execute(stmt)
+        await self._write(lambda conn: conn.execute(stmt))
 
     async def denied(self, now: float) -> Sequence[tuple[str, float]]:
         query = sa.select(denylist).where(denylist.c.expires_at > now).order_by(denylist.c.jti)
-        async with self._read() as conn:
-            return [(row.jti, row.expires_at) for row in await conn.execute(query)]
+        return await self._read(
+            lambda conn: [(row.jti, row.expires_at) for row in conn.execute(query)]
+        )
 
     async def get_epoch(self) -> float:
-        async with self._read() as conn:
-            query = sa.select(kv.c.value).where(kv.c.key == EPOCH_KEY)
-            value = (await conn.execute(query)).scalar_one_or_none()
+        query = sa.select(kv.c.value).where(kv.c.key == EPOCH_KEY)
+        value = await self._read(lambda conn: conn.execute(query).scalar_one_or_none())
         return 0.0 if value is None else float(value)
 
     async def set_epoch(self, epoch: float) -> None:
@@ -270,45 +302,40 @@ class SQLStore:
         stmt = stmt.on_conflict_do_update(
             index_elements=[kv.c.key], set_={"value": stmt.excluded.value}
         )
-        async with self._write() as conn:
-            await conn.execute(stmt)
+        await self._write(lambda conn: conn.execute(stmt))
 
     async def purge_denied(self, now: float) -> int:
-        async with self._write() as conn:
-            return await sql_events.purge_denied(conn, now)
+        return await self._write(partial(sql_events.purge_denied, now=now))
 
     # revocation events and the shared key ring (the SQL is in sql_events) -------------------
 
     async def add_revocation_event(self, kind: str, data: dict[str, Any], at: float) -> int:
         check_event(kind, data)
-        async with self._write() as conn:
-            return await sql_events.add_event(conn, kind, data, at)
+        return await self._write(partial(sql_events.add_event, kind=kind, data=data, at=at))
 
     async def revocation_events(self, since: int, limit: int = 100) -> Sequence[RevocationEvent]:
-        async with self._read() as conn:
-            return await sql_events.events_since(conn, since, limit)
+        return await self._read(partial(sql_events.events_since, since=since, limit=limit))
 
     async def revocation_cursor(self) -> int:
-        async with self._read() as conn:
-            return await sql_events.cursor(conn)
+        return await self._read(sql_events.cursor)
 
     async def purge_revocation_events(self, before: float) -> int:
-        async with self._write() as conn:
-            return await sql_events.purge_events(conn, before)
+        return await self._write(partial(sql_events.purge_events, before=before))
 
     async def load_keyring_doc(self) -> KeyringDoc | None:
-        async with self._read() as conn:
-            return await sql_events.load_doc(conn, sql_events.KEYRING_DOC)
+        return await self._read(partial(sql_events.load_doc, name=sql_events.KEYRING_DOC))
 
     async def save_keyring_doc(self, doc: dict[str, Any], *, expected_version: int | None) -> int:
-        async with self._write("the key ring changed since it was loaded") as conn:
-            return await sql_events.save_doc(conn, sql_events.KEYRING_DOC, doc, expected_version)
+        work = partial(
+            sql_events.save_doc, name=sql_events.KEYRING_DOC, doc=doc, expected=expected_version
+        )
+        return await self._write(work, "the key ring changed since it was loaded")
 
     # audit ---------------------------------------------------------------------------------
 
     async def add_audit(self, event: AuditEvent) -> None:
-        async with self._write("audit event already exists") as conn:
-            await conn.execute(sa.insert(audit_events).values(**dataclasses.asdict(event)))
+        stmt = sa.insert(audit_events).values(**_audit_row(event))
+        await self._write(lambda conn: conn.execute(stmt), "audit event already exists")
 
     async def list_audit(
         self, *, limit: int = 100, user_id: str | None = None, type: str | None = None
@@ -319,5 +346,9 @@ class SQLStore:
             query = query.where(c.user_id == user_id)
         if type is not None:
             query = query.where(c.type == type)
-        async with self._read() as conn:
-            return [_audit(r) for r in await conn.execute(query)]
+        return await self._read(lambda conn: [_audit(r) for r in conn.execute(query)])
+
+
+def _select_user(where: sa.ColumnElement[bool], conn: sa.Connection) -> User | None:
+    row = conn.execute(sa.select(users).where(where)).first()
+    return None if row is None else _user(row)

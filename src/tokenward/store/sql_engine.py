@@ -1,49 +1,50 @@
 """Engine creation and the few places where SQLite and PostgreSQL differ.
 
-Everything else in the SQL store is one code path; the differences live in the
-``DIALECTS`` registry below, keyed by SQLAlchemy's backend name.
+Everything else in the SQL store is one code path (sync functions over a connection, run
+by a :mod:`~tokenward.store.sql_runner`); the differences live in the ``DIALECTS``
+registry below, keyed by SQLAlchemy's backend name.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import sqlite3
+import time
 from collections.abc import Callable, Mapping
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tokenward.errors import ConfigError
+from tokenward.store.sql_runner import WRITE, AsyncRunner, Runner, ThreadRunner
 
 __all__ = ["DIALECTS", "WRITE", "Dialect", "normalise_url", "open_engine"]
 
-# The async driver for each accepted URL scheme: one driver per engine, so the store has
-# one behaviour to test (e.g. ``postgresql://`` would otherwise pick psycopg2, sync).
+# The driver for each accepted URL scheme: one driver per engine, so the store has one
+# behaviour to test (e.g. ``postgresql://`` would otherwise pick psycopg2). SQLite runs on
+# the stdlib driver in threads of its own (sql_runner); ``sqlite+aiosqlite`` URLs from
+# earlier versions keep working.
 DRIVERS: Mapping[str, str] = {
-    "sqlite": "sqlite+aiosqlite",
-    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "sqlite": "sqlite+pysqlite",
+    "sqlite+pysqlite": "sqlite+pysqlite",
+    "sqlite+aiosqlite": "sqlite+pysqlite",
     "postgres": "postgresql+asyncpg",
     "postgresql": "postgresql+asyncpg",
     "postgresql+asyncpg": "postgresql+asyncpg",
 }
 
-# Execution option marking a connection that will write (see the SQLite begin hook).
-WRITE = "tokenward_write"
-
 # WAL lets readers proceed while one connection writes; busy_timeout makes a writer in
 # another process (the CLI, a second server) wait for the lock instead of failing with
 # "database is locked"; foreign keys are off by default in SQLite, on in PostgreSQL.
-# busy_timeout comes first so that switching to WAL already waits on a busy file.
+# busy_timeout comes first; then _use_wal switches a fresh file to WAL.
+SQLITE_BUSY_SECONDS = 5.0
 SQLITE_PRAGMAS = (
-    "PRAGMA busy_timeout=5000",
-    "PRAGMA journal_mode=WAL",
+    f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}",
     "PRAGMA foreign_keys=ON",
 )
 
@@ -52,15 +53,16 @@ SQLITE_PRAGMAS = (
 PG_MIGRATION_LOCK = 0x746F6B656E777264  # b"tokenwrd", below 2**63 as bigint needs
 
 
-def _prepare_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _prepare_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         for pragma in SQLITE_PRAGMAS:
             cursor.execute(pragma)
+        _use_wal(cursor)
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         # The driver's own BEGIN is off (isolation_level=None) so that SELECTs are
         # transactional too. A writer takes the write lock up front (IMMEDIATE): a
@@ -70,8 +72,22 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def _no_setup(_engine: AsyncEngine) -> None:
-    return None
+def _use_wal(cursor: Any) -> None:
+    """Switch a fresh file to WAL. Switching needs an exclusive lock, and SQLite answers
+    "database is locked" at once, without its busy handler, when waiting could deadlock
+    (another connection of a process starting beside this one holds the write lock). So
+    the mode is read first (a file already in WAL needs nothing) and the switch retried
+    until the busy timeout."""
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)  # the runner's thread, never the event loop
 
 
 def _pg_migration_lock(connection: Connection) -> None:
@@ -89,33 +105,36 @@ class Dialect:
 
     # INSERT that knows ON CONFLICT (both dialects spell it the same; the class differs)
     insert: Callable[[sa.Table], Any]
-    # SQLite has one writer per file: queue this process's writers on an asyncio.Lock
-    # instead of letting them spin on busy_timeout. PostgreSQL serialises on row locks.
-    serialize_writes: bool
-    prepare: Callable[[AsyncEngine], None]
+    # the engine and the runner of its transactions (sql_runner says why they differ)
+    open: Callable[[URL, Mapping[str, Any]], Runner]
     migration_lock: Callable[[Connection], None]
-    connect_args: Mapping[str, Any] = field(default_factory=dict)
-    engine_options: Mapping[str, Any] = field(default_factory=dict)
 
-    def writer(self) -> AbstractAsyncContextManager[Any]:
-        return asyncio.Lock() if self.serialize_writes else contextlib.nullcontext()
+
+def _open_sqlite(url: URL, connect_args: Mapping[str, Any]) -> Runner:
+    engine = sa.create_engine(
+        url,
+        # we emit BEGIN ourselves (_on_begin); each runner thread keeps its connection
+        connect_args={"isolation_level": None, "check_same_thread": False, **connect_args},
+        hide_parameters=True,  # keeps bound values (hashes) out of exception messages
+    )
+    _prepare_sqlite(engine)
+    return ThreadRunner(engine)
+
+
+def _open_postgresql(url: URL, connect_args: Mapping[str, Any]) -> Runner:
+    engine = create_async_engine(
+        url,
+        connect_args=dict(connect_args),
+        hide_parameters=True,
+        pool_pre_ping=True,  # a pooled connection may have died with a server restart
+    )
+    return AsyncRunner(engine)
 
 
 DIALECTS: Mapping[str, Dialect] = {
-    "sqlite": Dialect(
-        insert=sqlite.insert,
-        serialize_writes=True,
-        prepare=_prepare_sqlite,
-        migration_lock=_no_migration_lock,
-        connect_args={"isolation_level": None},  # we emit BEGIN ourselves (_on_begin)
-    ),
+    "sqlite": Dialect(insert=sqlite.insert, open=_open_sqlite, migration_lock=_no_migration_lock),
     "postgresql": Dialect(
-        insert=postgresql.insert,
-        serialize_writes=False,
-        prepare=_no_setup,
-        migration_lock=_pg_migration_lock,
-        # a pooled connection may have died with a server restart or failover
-        engine_options={"pool_pre_ping": True},
+        insert=postgresql.insert, open=_open_postgresql, migration_lock=_pg_migration_lock
     ),
 }
 
@@ -132,17 +151,7 @@ def normalise_url(url: str) -> URL:
     return parsed.set(drivername=driver)
 
 
-def open_engine(
-    url: str, connect_args: Mapping[str, Any] | None = None
-) -> tuple[AsyncEngine, Dialect]:
+def open_engine(url: str, connect_args: Mapping[str, Any] | None = None) -> tuple[Runner, Dialect]:
     parsed = normalise_url(url)
     dialect = DIALECTS[parsed.get_backend_name()]
-    engine = create_async_engine(
-        parsed,
-        connect_args={**dialect.connect_args, **(connect_args or {})},
-        # keeps bound values (password hashes, token hashes) out of exception messages
-        hide_parameters=True,
-        **dialect.engine_options,
-    )
-    dialect.prepare(engine)
-    return engine, dialect
+    return dialect.open(parsed, connect_args or {}), dialect

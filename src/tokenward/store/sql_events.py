@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tokenward.errors import Conflict
 from tokenward.store.base import KeyringDoc, RevocationEvent
@@ -55,50 +54,48 @@ SERIALISE_EVENTS: Mapping[str, Callable[[sa.Connection], None]] = {
 }
 
 
-async def add_event(conn: AsyncConnection, kind: str, data: dict[str, Any], at: float) -> int:
-    await conn.run_sync(SERIALISE_EVENTS[conn.dialect.name])
+def add_event(conn: sa.Connection, kind: str, data: dict[str, Any], at: float) -> int:
+    SERIALISE_EVENTS[conn.dialect.name](conn)
     query = sa.insert(revocation_events).values(at=at, kind=kind, data=data).returning(_E.id)
-    return int((await conn.execute(query)).scalar_one())
+    return int((conn.execute(query)).scalar_one())
 
 
-async def events_since(conn: AsyncConnection, since: int, limit: int) -> Sequence[RevocationEvent]:
+def events_since(conn: sa.Connection, since: int, limit: int) -> Sequence[RevocationEvent]:
     query = sa.select(revocation_events).where(_E.id > since).order_by(_E.id).limit(max(limit, 0))
     return [
         RevocationEvent(id=int(r.id), at=r.at, kind=r.kind, data=r.data)
-        for r in await conn.execute(query)
+        for r in conn.execute(query)
     ]
 
 
-async def cursor(conn: AsyncConnection) -> int:
-    newest = (await conn.execute(sa.select(sa.func.max(_E.id)))).scalar_one_or_none()
+def cursor(conn: sa.Connection) -> int:
+    newest = (conn.execute(sa.select(sa.func.max(_E.id)))).scalar_one_or_none()
     return 0 if newest is None else int(newest)
 
 
-async def purge_events(conn: AsyncConnection, before: float) -> int:
+def purge_events(conn: sa.Connection, before: float) -> int:
     # the newest event stays, so the cursor a reader sees never goes back
     newest = sa.select(sa.func.max(_E.id)).scalar_subquery()
     query = sa.delete(revocation_events).where(_E.at < before, _E.id < newest)
-    return int((await conn.execute(query)).rowcount)
+    return int((conn.execute(query)).rowcount)
 
 
-async def purge_denied(conn: AsyncConnection, now: float) -> int:
+def purge_denied(conn: sa.Connection, now: float) -> int:
     query = sa.delete(denylist).where(denylist.c.expires_at <= now)
-    return int((await conn.execute(query)).rowcount)
+    return int((conn.execute(query)).rowcount)
 
 
-async def load_doc(conn: AsyncConnection, name: str) -> KeyringDoc | None:
+def load_doc(conn: sa.Connection, name: str) -> KeyringDoc | None:
     query = sa.select(documents).where(documents.c.name == name)
-    row = (await conn.execute(query)).first()
+    row = (conn.execute(query)).first()
     return None if row is None else KeyringDoc(json.loads(row.body), int(row.version))
 
 
-async def save_doc(
-    conn: AsyncConnection, name: str, doc: dict[str, Any], expected: int | None
-) -> int:
+def save_doc(conn: sa.Connection, name: str, doc: dict[str, Any], expected: int | None) -> int:
     """Compare-and-set: insert when ``expected`` is None, else update that version only."""
     body = json.dumps(doc, separators=(",", ":"))
     if expected is None:  # a second creator hits the primary key: Conflict in _write
-        await conn.execute(sa.insert(documents).values(name=name, version=1, body=body))
+        conn.execute(sa.insert(documents).values(name=name, version=1, body=body))
         return 1
     c = documents.c
     query = (
@@ -107,7 +104,7 @@ async def save_doc(
         .values(version=c.version + 1, body=body)
         .returning(c.version)
     )
-    version = (await conn.execute(query)).scalar_one_or_none()
+    version = (conn.execute(query)).scalar_one_or_none()
     if version is None:
         raise Conflict("the document changed since it was loaded")
     return int(version)

@@ -86,7 +86,7 @@ def test_defaults_are_an_embedded_dev_setup(tmp_path: Path) -> None:
     s = Settings()
     assert s.profile == "dev"
     assert s.data_dir == tmp_path / "xdg" / "tokenward"
-    assert s.effective_database_url == f"sqlite+aiosqlite:///{s.data_dir / 'tokenward.db'}"
+    assert s.effective_database_url == f"sqlite:///{s.data_dir / 'tokenward.db'}"
     assert s.effective_audience == s.issuer
     assert s.cors_origins == []
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from tokenward.errors import BadRequest, NotFound
 from tokenward.server.audit import RequestInfo
 from tokenward.server.context import AppContext
-from tokenward.server.deps import Principal, get_ctx, request_info, require_role
+from tokenward.server.deps import Ctx, Info, Principal, require_role
 from tokenward.server.keyring import rotate_now
 from tokenward.server.services.accounts import Accounts
 from tokenward.server.services.revocations import Revocations
@@ -27,8 +27,6 @@ __all__ = ["router", "user_view"]
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 Admin = Annotated[Principal, Depends(require_role("admin"))]
-Ctx = Annotated[AppContext, Depends(get_ctx)]
-Info = Annotated[RequestInfo, Depends(request_info)]
 UserId = Annotated[str, Path(min_length=1, max_length=128)]
 Role = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.:-]{0,63}$")]
 EventType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.]{0,63}$")]

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenward.errors import BadRequest, InvalidToken
 from tokenward.server import cookies
 from tokenward.server.audit import RequestInfo
 from tokenward.server.context import FIRST_PARTY_CLIENT, AppContext
-from tokenward.server.deps import Principal, get_ctx, principal, request_info
+from tokenward.server.deps import Caller, Ctx, Principal, principal, request_info
 from tokenward.server.services.accounts import Accounts
 from tokenward.server.services.revocations import Revocations
 from tokenward.server.services.sessions import Sessions, TokenPair
@@ -26,9 +26,6 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 LOGIN_SCOPE = ""  # first-party sessions: roles, not scopes, decide what the caller may do
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-Ctx = Annotated[AppContext, Depends(get_ctx)]
-Caller = Annotated[Principal, Depends(principal)]
 
 
 class _Body(BaseModel):

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from tokenward.errors import AccessDenied
 from tokenward.server.context import AppContext
-from tokenward.server.deps import get_ctx, principal
+from tokenward.server.deps import Ctx, get_ctx, principal
 from tokenward.store.base import RevocationEvent
 
 __all__ = ["FEED_SCOPE", "MAX_WAIT", "router"]
@@ -37,10 +37,8 @@ MAX_WAIT = 30.0  # seconds a long poll may be held (below common proxy read time
 SSE_HEARTBEAT = 15.0  # seconds between keep-alive comments on an idle stream
 NO_STORE = {"Cache-Control": "no-store"}
 
-Ctx = Annotated[AppContext, Depends(get_ctx)]
 
-
-def feed_reader(request: Request) -> float:
+async def feed_reader(request: Request) -> float:
     """Authorise a reader; returns when its access ends (the token's ``exp``, or never)."""
     ctx = get_ctx(request)
     if ctx.settings.revocation_feed_public:

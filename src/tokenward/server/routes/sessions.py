@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel
 
 from tokenward.errors import NotFound
-from tokenward.server.context import AppContext
-from tokenward.server.deps import Principal, get_ctx, principal, request_info
+from tokenward.server.deps import Caller, Ctx, request_info
 from tokenward.server.services.sessions import Sessions
 from tokenward.store.base import Family
 
@@ -18,8 +17,6 @@ __all__ = ["device_name", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["sessions"])
 
-Ctx = Annotated[AppContext, Depends(get_ctx)]
-Caller = Annotated[Principal, Depends(principal)]
 
 # First match wins: order matters (Edge and Opera also say "Chrome", Chrome says "Safari",
 # Android says "Linux", iOS says "like Mac OS X").

@@ -21,7 +21,15 @@ from tokenward.server.audit import RequestInfo
 from tokenward.server.context import AppContext
 from tokenward.server.services.revocations import Revocations
 from tokenward.server.services.tokens import AccessToken, AccessTokens
-from tokenward.store.base import Family, RefreshState, RefreshToken, RotateOutcome, User
+from tokenward.store.base import (
+    AuditEvent,
+    Family,
+    RefreshSession,
+    RefreshState,
+    RefreshToken,
+    RotateOutcome,
+    User,
+)
 
 __all__ = ["Sessions", "TokenPair", "hash_refresh_token"]
 
@@ -101,11 +109,13 @@ class Sessions:
     ) -> TokenPair:
         """Rotate: raises OAuthError("invalid_grant") on unknown/expired/reused/wrong client."""
         now = self.ctx.clock()
-        presented = await self.ctx.store.get_refresh(hash_refresh_token(refresh_token))
-        if presented is None or presented.client_id != client_id:
+        # one read for the token, its family and its user; one transaction for the rest
+        session = await self.ctx.store.get_refresh_session(hash_refresh_token(refresh_token))
+        if session is None or session.token.client_id != client_id:
             raise self._refused("invalid")
+        presented = session.token
         granted = _narrowed(presented.scope, scope)
-        family, user = await self._live_family(presented, now)
+        family, user = self._live_family(session, now)
         access = self._tokens.mint(user, client_id=client_id, scope=granted, session_id=family.id)
         token, child = self._member(
             family,
@@ -115,20 +125,27 @@ class Sessions:
             now=now,
         )
         idle = self._idle_deadline(now, family.expires_at)
-        result = await self.ctx.store.rotate_refresh(presented.token_hash, child, now, idle)
+        audit = self._rotated_event(family, user, child, request, grace=False)
+        result = await self.ctx.store.rotate_refresh(
+            presented.token_hash, child, now, idle, audit=audit
+        )
         if result.outcome is RotateOutcome.ROTATED:
-            await self._rotated(family, user, child, request)
+            self.ctx.metrics.refreshes.labels(result="rotated").inc()
+            self.ctx.audit.log(audit)  # stored with the rotation, logged once it committed
             return self._pair(access, token, family.id)
         if result.outcome is RotateOutcome.REUSED and result.token is not None:
             if await self._grace(result.token, child, now, idle):
-                await self._rotated(family, user, child, request, grace=True)
+                self.ctx.metrics.refreshes.labels(result="grace").inc()
+                grace = self._rotated_event(family, user, child, request, grace=True)
+                self.ctx.audit.log(grace)
+                await self.ctx.store.add_audit(grace)
                 return self._pair(access, token, family.id)
             await self._reuse_detected(result.token, user, request)
         raise self._refused("invalid")
 
-    async def _live_family(self, presented: RefreshToken, now: float) -> tuple[Family, User]:
+    def _live_family(self, session: RefreshSession, now: float) -> tuple[Family, User]:
         """The token's family and user, if both may still be used (rules 4 and account state)."""
-        family = await self.ctx.store.get_family(presented.family_id)
+        presented, family, user = session.token, session.family, session.user
         if family is None or family.revoked_at is not None:
             raise self._refused("revoked")
         if now >= family.expires_at or now >= family.idle_expires_at:
@@ -136,7 +153,6 @@ class Sessions:
         # A used token skips its own expiry so that replaying it still counts as reuse.
         if presented.state is RefreshState.ACTIVE and now >= presented.expires_at:
             raise self._refused("expired")
-        user = await self.ctx.store.get_user(presented.user_id)
         if user is None or user.disabled:
             raise self._refused("user_inactive")
         return family, user
@@ -178,17 +194,10 @@ class Sessions:
             state=str(presented.state),
         )
 
-    async def _rotated(
-        self,
-        family: Family,
-        user: User,
-        child: RefreshToken,
-        request: RequestInfo,
-        *,
-        grace: bool = False,
-    ) -> None:
-        self.ctx.metrics.refreshes.labels(result="grace" if grace else "rotated").inc()
-        await self.ctx.audit.emit(
+    def _rotated_event(
+        self, family: Family, user: User, child: RefreshToken, request: RequestInfo, *, grace: bool
+    ) -> AuditEvent:
+        return self.ctx.audit.event(
             "refresh.rotated",
             user_id=user.id,
             username=user.username,

@@ -1,8 +1,8 @@
-"""Alembic environment: runs on the caller's connection, or on an async engine of its own.
+"""Alembic environment: runs on the caller's connection, or on an engine of its own.
 
-:func:`tokenward.store.migrations.upgrade` hands over a (sync-facing) connection from
-``AsyncConnection.run_sync``; the Alembic command line, given ``sqlalchemy.url``, gets
-an async engine here and does the same through ``run_sync``.
+:func:`tokenward.store.migrations.upgrade` hands over the (sync) connection of the
+store's write transaction; the Alembic command line, given ``sqlalchemy.url``, opens the
+store's engine and runner here and does the same in one write transaction.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from tokenward.store.migrations import VERSION_TABLE
-from tokenward.store.sql_engine import WRITE, open_engine
+from tokenward.store.sql_engine import open_engine
 from tokenward.store.tables import metadata
 
 
@@ -37,15 +37,16 @@ def run_on(connection: Connection) -> None:
 async def run_on_url(url: str) -> None:
     # the same engine set-up and locking as SQLStore.migrate (SQLite pragmas, BEGIN
     # IMMEDIATE, the PostgreSQL advisory lock)
-    engine, dialect = open_engine(url)
+    runner, dialect = open_engine(url)
+
+    def work(connection: Connection) -> None:
+        dialect.migration_lock(connection)
+        run_on(connection)
+
     try:
-        async with engine.connect() as connection:
-            await connection.execution_options(**{WRITE: True})
-            async with connection.begin():
-                await connection.run_sync(dialect.migration_lock)
-                await connection.run_sync(run_on)
+        await runner.write(work)
     finally:
-        await engine.dispose()
+        await runner.dispose()
 
 
 def main() -> None:

@@ -1,0 +1,232 @@
+"""Where the SQL store's transactions run: one sync function per transaction.
+
+Every store operation is a plain function over a synchronous SQLAlchemy ``Connection``
+(``sql_refresh``, ``sql_events``, ``sql``); a runner executes it as one transaction and
+hands back the result to the event loop.
+
+- PostgreSQL: :class:`AsyncRunner` on asyncpg, through ``AsyncConnection.run_sync``
+  (each statement is a network round trip that the loop awaits).
+- SQLite: :class:`ThreadRunner`. The database is a local file and the stdlib driver is
+  blocking, so each transaction runs whole in a thread of the runner's own, on a
+  connection kept open for the thread's life: one hand-off per transaction. (The async
+  driver, aiosqlite, hands every cursor call to its thread and back: ~1 ms per read and
+  ~55 hand-offs per refresh on the 2-core reference machine, docs/benchmarks.md.)
+  A reader thread serves reads, which WAL lets run beside the writer.
+
+One writer thread serialises this process's writes (SQLite has one writer per file) and
+commits them in groups: the jobs waiting when a transaction starts share it, each inside
+a SAVEPOINT of its own, so one job failing rolls back only its own work, and the group
+pays for one durable commit (``synchronous=FULL``: one fsync) instead of one each. A job
+completes only after the commit that holds it. A job whose awaiting task was cancelled
+still runs to its commit or rollback: atomic either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = ["AsyncRunner", "Runner", "ThreadRunner", "Work"]
+
+T = TypeVar("T")
+Work = Callable[[Connection], T]
+
+# Execution option marking a connection that will write (see the SQLite begin hook).
+WRITE = "tokenward_write"
+MAX_GROUP = 64  # jobs per group commit: bounds how long the first job of a group waits
+
+
+class Runner(Protocol):
+    """Runs ``fn(connection)`` as one transaction: committed if it returns, rolled back
+    if it raises (the exception propagates unchanged)."""
+
+    @property
+    def url(self) -> URL: ...
+    @property
+    def backend(self) -> str: ...  # SQLAlchemy's backend name: "sqlite", "postgresql"
+    async def read(self, fn: Work[T]) -> T: ...
+    async def write(self, fn: Work[T]) -> T: ...
+    async def dispose(self) -> None: ...
+
+
+class _Named:
+    _engine: Engine | AsyncEngine
+
+    @property
+    def url(self) -> URL:
+        return self._engine.url
+
+    @property
+    def backend(self) -> str:
+        return self._engine.dialect.name
+
+
+class AsyncRunner(_Named):
+    _engine: AsyncEngine
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def read(self, fn: Work[T]) -> T:
+        async with self._engine.connect() as conn:
+            return await conn.run_sync(fn)  # the connection's exit rolls back: read only
+
+    async def write(self, fn: Work[T]) -> T:
+        async with self._engine.connect() as conn:
+            await conn.execution_options(**{WRITE: True})
+            async with conn.begin():
+                return await conn.run_sync(fn)
+
+    async def dispose(self) -> None:
+        await self._engine.dispose()
+
+
+class _Lane:
+    """One thread and the connection it keeps open for its whole life (the reads)."""
+
+    def __init__(self, engine: Engine, name: str, *, write: bool) -> None:
+        self._engine, self._write = engine, write
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._local = threading.local()
+
+    def _connection(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._engine.connect().execution_options(**{WRITE: self._write})
+            self._local.conn = conn
+        return conn
+
+    def _transaction(self, fn: Work[T]) -> T:
+        conn = self._connection()
+        with conn.begin():
+            return fn(conn)
+
+    def _close(self) -> None:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    async def run(self, fn: Work[T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._transaction, fn)
+
+    async def shutdown(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._close)
+        self._pool.shutdown(wait=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    fn: Work[Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():  # the awaiting task was cancelled
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+class _GroupWriter:
+    """The writer thread: group commits of the jobs queued meanwhile (module docstring)."""
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        self._engine = engine
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._conn: Connection | None = None
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._thread.start()
+
+    async def run(self, fn: Work[T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(fn, future, loop))
+        return await future
+
+    async def shutdown(self) -> None:
+        self._queue.put(None)
+        await asyncio.to_thread(self._thread.join)
+
+    def _main(self) -> None:
+        running = True
+        while running:
+            job = self._queue.get()
+            group: list[_Job] = []
+            while job is not None:
+                group.append(job)
+                if len(group) == MAX_GROUP:
+                    break
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            running = job is not None  # None: the shutdown mark
+            if group:
+                self._commit(group)
+        if self._conn is not None:
+            self._conn.close()
+
+    def _connection(self) -> Connection:
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = self._engine.connect().execution_options(**{WRITE: True})
+        return self._conn
+
+    def _commit(self, group: list[_Job]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            conn = self._connection()
+            with conn.begin():
+                if len(group) == 1:  # alone: its own transaction, no savepoint needed
+                    outcomes.append((True, group[0].fn(conn)))
+                else:
+                    outcomes.extend(self._each(conn, group))
+        except Exception as exc:  # BEGIN, COMMIT or a lone job failed: the group did
+            outcomes = [(False, exc)] * len(group)
+        for job, (ok, value) in zip(group, outcomes, strict=True):
+            try:
+                job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
+            except RuntimeError:  # that loop is closed: nobody waits any more
+                continue
+
+    @staticmethod
+    def _each(conn: Connection, group: list[_Job]) -> list[tuple[bool, Any]]:
+        outcomes: list[tuple[bool, Any]] = []
+        for job in group:
+            try:
+                with conn.begin_nested():  # SAVEPOINT: a failure undoes this job only
+                    outcomes.append((True, job.fn(conn)))
+            except Exception as exc:
+                outcomes.append((False, exc))
+        return outcomes
+
+
+class ThreadRunner(_Named):
+    _engine: Engine
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._writer = _GroupWriter(engine, "tokenward-sql-write")
+        self._reader = _Lane(engine, "tokenward-sql-read", write=False)
+
+    async def read(self, fn: Work[T]) -> T:
+        return await self._reader.run(fn)
+
+    async def write(self, fn: Work[T]) -> T:
+        return await self._writer.run(fn)
+
+    async def dispose(self) -> None:
+        await self._reader.shutdown()
+        await self._writer.shutdown()
+        self._engine.dispose()
