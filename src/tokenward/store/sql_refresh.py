@@ -48,6 +48,35 @@ ACTIVE = RefreshState.ACTIVE.value
 _T = refresh_tokens.c
 _F = families.c
 
+# The refresh path's statements, built once: building and cache-keying a statement per
+# call costs 3-5x its execution on SQLite (docs/benchmarks.md, refresh profile).
+_GET_TOKEN = sa.select(refresh_tokens).where(_T.token_hash == sa.bindparam("h"))
+_GET_SESSION = (
+    sa.select(refresh_tokens, families, users)
+    .select_from(refresh_tokens)
+    .outerjoin(families, _F.id == _T.family_id)  # outer: the family or user may be gone
+    .outerjoin(users, users.c.id == _T.user_id)
+    .where(_T.token_hash == sa.bindparam("h"))
+)
+_MARK_USED = (
+    sa.update(refresh_tokens)
+    .where(_T.token_hash == sa.bindparam("h"), _T.state == ACTIVE)
+    .values(state=RefreshState.USED.value, used_at=sa.bindparam("now"))
+)
+_TOUCH = (
+    sa.update(families)
+    .where(_F.id == sa.bindparam("fid"))
+    .values(last_used_at=sa.bindparam("now"), idle_expires_at=sa.bindparam("idle"))
+)
+_LOCK_FAMILY = sa.select(_F.id).where(_F.id == sa.bindparam("fid")).with_for_update()
+_INSERT_TOKEN = sa.insert(refresh_tokens)
+_INSERT_AUDIT = sa.insert(audit_events)
+_COLUMNS = {t.name: tuple(t.c.keys()) for t in (refresh_tokens, families, users)}
+
+# Whether the engine takes row locks (FOR UPDATE). SQLite's writers never overlap, and it
+# would only skip the clause after paying for the statement.
+ROW_LOCKS = {"postgresql": True, "sqlite": False}
+
 
 def _token_row(token: RefreshToken) -> dict[str, Any]:
     row = dataclasses.asdict(token)
@@ -85,20 +114,13 @@ def list_families(conn: sa.Connection, user_id: str, *, active_only: bool) -> Se
 
 
 def get_refresh(conn: sa.Connection, token_hash: str) -> RefreshToken | None:
-    row = (conn.execute(sa.select(refresh_tokens).where(_T.token_hash == token_hash))).first()
+    row = conn.execute(_GET_TOKEN, {"h": token_hash}).first()
     return None if row is None else _token(row)
 
 
 def get_session(conn: sa.Connection, token_hash: str) -> RefreshSession | None:
-    # one statement: the token, its family and its user (outer joins: either may be gone)
-    query = (
-        sa.select(refresh_tokens, families, users)
-        .select_from(refresh_tokens)
-        .outerjoin(families, _F.id == _T.family_id)
-        .outerjoin(users, users.c.id == _T.user_id)
-        .where(_T.token_hash == token_hash)
-    )
-    row = conn.execute(query).first()
+    # one statement: the token, its family and its user
+    row = conn.execute(_GET_SESSION, {"h": token_hash}).first()
     if row is None:
         return None
     # the columns come in table order; ids are the first column of each (None: no row)
@@ -112,7 +134,7 @@ def get_session(conn: sa.Connection, token_hash: str) -> RefreshSession | None:
 
 
 def _columns(table: sa.Table, values: Sequence[Any]) -> dict[str, Any]:
-    return dict(zip(table.c.keys(), values, strict=True))
+    return dict(zip(_COLUMNS[table.name], values, strict=True))
 
 
 def user_record(values: Mapping[str, Any]) -> User:
@@ -134,19 +156,15 @@ def rotate(
     if before.state is not RefreshState.ACTIVE:
         return RotateResult(RotateOutcome.REUSED, before)
     _lock_families(conn, [before.family_id])
-    won = conn.execute(
-        sa.update(refresh_tokens)
-        .where(_T.token_hash == token_hash, _T.state == ACTIVE)
-        .values(state=RefreshState.USED.value, used_at=now)
-    )
+    won = conn.execute(_MARK_USED, {"h": token_hash, "now": now})
     if won.rowcount != 1:
         # Lost the race after our read: report the token as the winner left it (used,
         # with its used_at), which is what reuse detection and the grace window judge.
         return RotateResult(RotateOutcome.REUSED, get_refresh(conn, token_hash))
-    conn.execute(sa.insert(refresh_tokens).values(**_token_row(child)))
+    conn.execute(_INSERT_TOKEN, _token_row(child))
     _touch(conn, before.family_id, now, idle_expires_at)
     if audit is not None:
-        conn.execute(sa.insert(audit_events).values(**audit))
+        conn.execute(_INSERT_AUDIT, audit)
     return RotateResult(RotateOutcome.ROTATED, before)
 
 
@@ -213,6 +231,11 @@ def revoke_user_families(
 
 
 def _lock_families(conn: sa.Connection, family_ids: Sequence[str]) -> None:
+    if not ROW_LOCKS[conn.dialect.name]:
+        return
+    if len(family_ids) == 1:
+        conn.execute(_LOCK_FAMILY, {"fid": family_ids[0]})
+        return
     query = sa.select(_F.id).where(_F.id.in_(family_ids)).order_by(_F.id).with_for_update()
     conn.execute(query)
 
@@ -233,8 +256,4 @@ def _revoke_tokens(conn: sa.Connection, family_ids: Sequence[str]) -> list[tuple
 
 
 def _touch(conn: sa.Connection, family_id: str, now: float, idle_expires_at: float) -> None:
-    conn.execute(
-        sa.update(families)
-        .where(_F.id == family_id)
-        .values(last_used_at=now, idle_expires_at=idle_expires_at)
-    )
+    conn.execute(_TOUCH, {"fid": family_id, "now": now, "idle": idle_expires_at})
