@@ -17,6 +17,7 @@ from tokenward.server.ratelimit import Limiter
 from tokenward.server.settings import Settings
 from tokenward.store import open_store
 from tokenward.store.base import Store
+from tokenward.store.ephemeral import open_ephemeral
 from tokenward.tokens import Issuer, Verifier
 
 __all__ = ["FIRST_PARTY_CLIENT", "AppContext", "build_context", "close_context"]
@@ -50,6 +51,16 @@ def _limiter(settings: Settings) -> Limiter:
     }
     # counters in Redis are shared by every node (SECURITY.md "Accounts": per IP and account)
     return Limiter(limits, settings.redis_url, key_prefix=f"{settings.redis_prefix}:limits")
+
+
+def _phantoms(settings: Settings, clock: Clock) -> PhantomLockouts:
+    # unknown names lock on every node when Redis is configured (SECURITY.md "Accounts")
+    shared = (
+        open_ephemeral(settings.redis_url, prefix=settings.redis_prefix, clock=clock)
+        if settings.redis_url
+        else None
+    )
+    return PhantomLockouts(shared, clock=clock)
 
 
 def _events(settings: Settings, store: Store, view: RevocationView, clock: Clock) -> NodeEvents:
@@ -139,10 +150,12 @@ async def build_context(
         metrics=Metrics(),
         keys=keys,
         events=events,
+        phantoms=_phantoms(settings, clock),
     )
 
 
 async def close_context(ctx: AppContext) -> None:
     """Release what the context opened: Redis connections, then the store."""
     await ctx.events.close()
+    await ctx.phantoms.close()
     await ctx.store.close()

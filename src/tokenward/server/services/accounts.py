@@ -90,12 +90,12 @@ class Accounts:
     async def _unknown_user(self, name: str, password: str, request: RequestInfo) -> None:
         """Same work and same answers as a real account: dummy verify, then the lockout."""
         now, phantoms = self.ctx.clock(), self.ctx.phantoms
-        until = phantoms.locked_until(name.lower(), now)
+        until = await phantoms.locked_until(name.lower(), now)
         if until is not None:
             await self._failed(None, name, request, "locked")
             raise RateLimited("too many requests", retry_after=until - now)
         await self.ctx.passwords.adummy_verify(password)
-        phantoms.record_failure(name.lower(), now, self._lock_policy())
+        await phantoms.record_failure(name.lower(), now, self._lock_policy())
         await self._failed(None, name, request, "unknown_user")
 
     def _lock_policy(self) -> LockPolicy:
