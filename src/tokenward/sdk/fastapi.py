@@ -12,11 +12,13 @@ RFC 9457 body) and adds the HTTP Bearer security scheme to the app's OpenAPI doc
 on every operation that depends on ``require()`` or ``optional()`` (directly or through
 another dependency). Routers in other modules only import ``require``.
 
-Why not a ``fastapi.security.HTTPBearer`` dependency, which would document itself: FastAPI
-resolves a security dependency per request at about three times the cost of a plain one,
-more than the whole cached verification (bench/middleware_overhead.py). So the dependency
-is one plain ``async def`` — on the event loop, no threadpool hop — and the schema is
-written once, when it is generated.
+Why the dependency is one plain ``async def`` (on the event loop: no threadpool hop) and the
+scheme is written when the schema is generated, not an ``HTTPBearer`` sub-dependency or a
+``SecurityBase`` subclass that documents itself: FastAPI charges a quarter of a bare
+endpoint's cost for resolving any dependency, so ``HTTPBearer`` + ours would pay it twice,
+and a ``SecurityBase`` instance costs a little more again (its scopes are sorted into a cache
+key per request, the call goes through ``__call__``) while still needing this hook for the
+scopes and for ``optional()``. bench/middleware_overhead.py measures each side by side.
 """
 
 from __future__ import annotations
@@ -63,7 +65,15 @@ def install(
 
 
 def _guard(conn: HTTPConnection) -> Guard:
-    guard = getattr(conn.app.state, "tokenward", None)
+    state = conn.app.state
+    try:
+        # Starlette's State keeps its attributes in ``_state``. Reading them there skips
+        # State.__getattr__, which is reached only through an AttributeError raised and
+        # caught per request: ~4 % of a protected request's cost (bench/middleware_overhead.py
+        # conditions). Any other kind of state takes the public path below.
+        guard = state._state["tokenward"]
+    except (AttributeError, KeyError, TypeError):
+        guard = getattr(state, "tokenward", None)
     if not isinstance(guard, Guard):
         raise RuntimeError("call tokenward.sdk.fastapi.install(app, verifier) first")
     return guard

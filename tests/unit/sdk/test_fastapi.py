@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -126,3 +127,16 @@ async def test_require_without_install_is_a_clear_error(world: World) -> None:
     async with await client_for(make_app(None)) as http:
         with pytest.raises(RuntimeError, match="install"):
             await http.get("/any", headers={"authorization": f"Bearer {world.token()}"})
+
+
+@pytest.mark.anyio
+async def test_the_guard_is_found_on_any_app_state(world: World) -> None:
+    # The dependency reads Starlette's State storage directly (a per-request saving); an
+    # app.state of another kind must still work, through plain attribute access.
+    app = make_app(world)
+    app.state = SimpleNamespace(tokenward=app.state.tokenward)  # type: ignore[assignment]
+    async with await client_for(app) as http:
+        for scope, status in (("read write", 200), ("read", 403)):
+            auth = {"authorization": f"Bearer {world.token(scope=scope)}"}
+            assert (await http.get("/scope", headers=auth)).status_code == status
+        assert (await http.get("/maybe")).json() == {"sub": None}
