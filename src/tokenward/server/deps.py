@@ -39,7 +39,13 @@ class Principal:
 
 
 def get_ctx(request: Request) -> AppContext:
-    ctx: AppContext = request.app.state.ctx
+    state = request.app.state
+    try:
+        # Starlette's State keeps attributes in ``_state``; its __getattr__ is reached only
+        # through an AttributeError raised and caught, on every request (sdk/fastapi.py).
+        ctx: AppContext = state._state["ctx"]
+    except (AttributeError, KeyError, TypeError):
+        ctx = state.ctx
     return ctx
 
 
