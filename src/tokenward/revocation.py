@@ -15,6 +15,7 @@ refusing everything at once.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -30,12 +31,18 @@ EVENT_KINDS = frozenset({"deny", "token_version", "epoch", "remove_kid", "keys_c
 
 _PURGE_EVERY = 1024
 
+# Generation stamps are drawn from one process-wide counter, so a stamp names one state of
+# one view: a verifier that memoised "not revoked at stamp g" (tokens.py) can compare
+# stamps alone, and a view swapped for another can never present the same stamp. 0 is only
+# ever the stamp of a view nothing was applied to, which revokes nothing.
+_STAMPS = itertools.count(1)
+
 
 class TokenFacts(NamedTuple):
-    """The few claims revocation looks at, extracted once per verified token.
+    """The few claims revocation looks at, for :meth:`RevocationView.is_revoked`.
 
-    A NamedTuple, not a frozen dataclass: built on every cold verify, and tuple
-    construction is several times cheaper.
+    The verifier itself asks :meth:`RevocationView.revokes` with the claims dict instead:
+    building this tuple costs more than the deny-list lookup that usually settles it.
     """
 
     iss: str
@@ -56,7 +63,13 @@ class RevocationView:
         self._removed_kids: set[str] = set()
         self._issued_after = math.inf  # tokens with iat above it are refused (stale feed)
         self._adds = 0
-        self.generation = 0  # bumped on every change; lets callers skip work when unchanged
+        # Only the deny-list is in use (no epoch, tv, removed kid or cutoff): is_revoked is
+        # then a single dict lookup — the usual state of a view (logouts are jti denials).
+        self._deny_only = True
+        # Restamped after every change that can revoke a token, never before the data is in
+        # place: a reader that sees stamp g also sees every change made up to g. Changes
+        # that can only un-revoke (purge, a deny entry expiring) keep the stamp.
+        self.generation = 0
 
     # -- feeding it ---------------------------------------------------------------------
     def deny(self, jti: str, expires_at: float) -> None:
@@ -136,18 +149,39 @@ class RevocationView:
         return len(self._denied)
 
     def _changed(self) -> None:
-        self.generation += 1
+        self._deny_only = not (
+            self._epoch or self._removed_kids or self._versions or self._issued_after != math.inf
+        )
+        self.generation = next(_STAMPS)  # last: see __init__
 
     # -- asking it ----------------------------------------------------------------------
     def is_revoked(self, facts: TokenFacts) -> bool:
-        if self.generation == 0:
+        if facts[2] in self._denied:  # jti; by index, cheaper than the named field
+            return True
+        if self._deny_only:
             return False
+        iss, sub, _, iat, tv, kid = facts
+        return self._revoked_otherwise(iss, sub, iat, tv, kid)
+
+    def revokes(self, claims: Mapping[str, Any], kid: str) -> bool:
+        """:meth:`is_revoked` for a payload ``check_claims`` accepted, signed by ``kid``.
+
+        The verifier's path: no TokenFacts is built (constructing one costs more than the
+        deny-list lookup that usually settles it). Absent claims read as in TokenFacts.
+        """
+        g = claims.get
+        if g("jti", "") in self._denied:
+            return True
+        if self._deny_only:
+            return False
+        return self._revoked_otherwise(g("iss", ""), g("sub", ""), g("iat", 0), g("tv", 0), kid)
+
+    def _revoked_otherwise(self, iss: str, sub: str, iat: float, tv: int, kid: str) -> bool:
         return (
-            facts.jti in self._denied
-            or facts.iat < self._epoch
-            or facts.kid in self._removed_kids
-            or facts.tv < self._versions.get((facts.iss, facts.sub), 0)
-            or facts.iat > self._issued_after
+            iat < self._epoch
+            or kid in self._removed_kids
+            or tv < self._versions.get((iss, sub), 0)
+            or iat > self._issued_after
         )
 
 

@@ -3,33 +3,35 @@
 verify: shape -> header -> key by kid -> alg == key's alg -> signature -> payload ->
 claims (R13–R16) -> revocation (R22) -> claims. A token already verified is answered from
 a bounded cache keyed by its exact string; expiry, key presence and revocation are still
-checked on every hit.
+checked on every hit — revocation by comparing the view's generation stamp with the one
+the entry was last found unrevoked at (a change to the view forces a full check).
 """
 
 from __future__ import annotations
 
 import secrets
+from binascii import b2a_base64 as b2a
 from collections import OrderedDict
 from collections.abc import Collection, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
 from tokenward.claims import RFC9068_REQUIRED, ClaimRules, check_claims
 from tokenward.clock import Clock, system_clock
 from tokenward.errors import ExpiredToken, MalformedToken, ReservedClaim, RevokedToken
-from tokenward.jose.algorithms import Algorithm, get_algorithm
+from tokenward.jose.algorithms import BoundSign, get_algorithm
 from tokenward.jose.jwk import import_jwks
 from tokenward.jose.jws import DEFAULT_MAX_SIZE, JWSVerifier, KeyLookup, VerifyKey, encode_header
-from tokenward.jose.jws import sign_compact as _sign
 from tokenward.keys import KeyPurpose, KeyRing
-from tokenward.revocation import RevocationView, TokenFacts
+from tokenward.revocation import RevocationView
 
 __all__ = ["ACCESS_TYP", "REFRESH_TYP", "RESERVED_CLAIMS", "Issuer", "StaticKeys", "Verifier"]
 
 ACCESS_TYP = "at+jwt"  # RFC 9068 §2.1
 REFRESH_TYP = "rt+jwt"  # ours: a refresh JWT is never mistaken for an access token (R17)
 ACCESS_TYPS = frozenset({ACCESS_TYP, "application/at+jwt"})
+_TO_URL = bytes.maketrans(b"+/", b"-_")
 RESERVED_CLAIMS = frozenset(
     {"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "tv"}
 )
@@ -52,8 +54,9 @@ class Issuer:
             raise ValueError("issuer is required")
         self._ring, self._iss, self._clock = keyring, issuer, clock
         self._default_ttl, self._max_ttl, self._client_id = default_ttl, max_ttl, client_id
-        # (kid, typ) -> (encoded header, algorithm, key material), so signing skips lookups.
-        self._signers: dict[tuple[str, str], tuple[bytes, Algorithm, Any]] = {}
+        # (kid, typ) -> (encoded header + ".", bound signer, key material): signing skips
+        # lookups, and an HMAC key's keyed state is computed once, not per token.
+        self._signers: dict[tuple[str, str], tuple[bytes, BoundSign, Any]] = {}
 
     @property
     def issuer(self) -> str:
@@ -133,11 +136,14 @@ class Issuer:
         key = self._ring.signing_key(purpose)
         signer = self._signers.get((key.kid, typ))
         if signer is None or signer[2] is not key.material:
-            header = encode_header({"alg": key.alg, "kid": key.kid, "typ": typ})
-            signer = (header, get_algorithm(key.alg), key.material)
+            header = encode_header({"alg": key.alg, "kid": key.kid, "typ": typ}) + b"."
+            signer = (header, get_algorithm(key.alg).signer(key.material), key.material)
             self._signers[(key.kid, typ)] = signer
-        header, alg, material = signer
-        return _sign(header, orjson.dumps(payload), alg, material)
+        # RFC 7515 §7.1, as jws.sign_compact, inlined: this runs for every token issued.
+        signing_input = signer[0] + b2a(orjson.dumps(payload), newline=False).rstrip(b"=")
+        signing_input = signing_input.translate(_TO_URL)
+        sig = b2a(signer[1](signing_input), newline=False).rstrip(b"=").translate(_TO_URL)
+        return (signing_input + b"." + sig).decode("ascii")
 
 
 class StaticKeys:
@@ -159,11 +165,22 @@ class StaticKeys:
         return f"StaticKeys({sorted(self._keys)})"
 
 
-class _Verified(NamedTuple):
-    claims: dict[str, Any]
-    exp: float
-    facts: TokenFacts
-    key: VerifyKey
+class _Verified:
+    """A verified token's cache entry.
+
+    ``checked`` memoises the revocation verdict: the view's generation stamp at which the
+    token was last found unrevoked. Every change that can revoke a token restamps the view
+    (stamps are unique across views, so a swapped view never matches), and nothing else in
+    the verdict depends on time — so while the stamp is unchanged the verdict holds.
+    """
+
+    __slots__ = ("checked", "claims", "deadline", "key", "kid")
+
+    def __init__(
+        self, claims: dict[str, Any], deadline: float, key: VerifyKey, kid: str, checked: int
+    ) -> None:
+        self.claims, self.deadline, self.key, self.kid = claims, deadline, key, kid
+        self.checked = checked
 
 
 def _as_keys(source: KeyLookup | Mapping[str, Any] | KeyRing) -> KeyLookup:
@@ -227,14 +244,18 @@ class Verifier:
             hit = None
         if hit is None:
             return self._verify_cold(token)
-        if self._clock() >= hit.exp + self._rules.leeway:
+        if self._clock() >= hit.deadline:
             del self._cache[token]
             raise ExpiredToken("token has expired")
-        if self._keys.get(hit.facts.kid) is not hit.key:  # its key left the set
+        if self._keys.get(hit.kid) is not hit.key:  # its key left the set
             del self._cache[token]
             return self._verify_cold(token)
-        if self.revocation.generation and self.revocation.is_revoked(hit.facts):
-            raise RevokedToken("token has been revoked")
+        view = self.revocation
+        stamp = view.generation  # read before the check: a change during it restamps
+        if hit.checked != stamp:  # the view changed since this token was found unrevoked
+            if view.revokes(hit.claims, hit.kid):
+                raise RevokedToken("token has been revoked")
+            hit.checked = stamp
         return dict(hit.claims)
 
     def _verify_cold(self, token: str | bytes) -> dict[str, Any]:
@@ -246,17 +267,14 @@ class Verifier:
         if type(claims) is not dict:
             raise MalformedToken("payload is not a JSON object")
         exp = check_claims(claims, self._rules, self._clock())
-        if not (self._cache_size or self.revocation.generation):
-            return claims  # nothing to remember and nothing revoked: skip the bookkeeping
-        g = claims.get
-        facts = TokenFacts(
-            claims["iss"], g("sub", ""), g("jti", ""), g("iat", 0), g("tv", 0), header.kid
-        )
-        if self.revocation.generation and self.revocation.is_revoked(facts):
+        view = self.revocation
+        stamp = view.generation  # 0: nothing was ever revoked
+        if stamp and view.revokes(claims, header.kid):
             raise RevokedToken("token has been revoked")
         if not self._cache_size:
             return claims
         if len(self._cache) >= self._cache_size:
             self._cache.popitem(last=False)  # oldest first
-        self._cache[token] = _Verified(claims, exp, facts, key)
+        deadline = exp + self._rules.leeway
+        self._cache[token] = _Verified(claims, deadline, key, header.kid, stamp)
         return dict(claims)  # the cached dict stays ours

@@ -135,7 +135,8 @@ def test_r21_the_shape_does_not_depend_on_the_cause(clock: FrozenClock) -> None:
 @pytest.mark.parametrize("tv", [None])
 def test_r21_null_token_version_with_live_revocation_view(clock: FrozenClock, tv: Any) -> None:
     revocation = RevocationView()
-    revocation.deny("some-other-jti", T0 + 300)  # any entry makes is_revoked look at tv
+    revocation.deny("some-other-jti", T0 + 300)
+    revocation.remove_kid("some-other-kid")  # with a removed kid, is_revoked looks at tv too
     v = ES.verifier(clock, revocation=revocation)
     try:
         v.verify(_p(tv=tv))
@@ -148,7 +149,8 @@ def test_r21_null_token_version_with_live_revocation_view(clock: FrozenClock, tv
 @pytest.fixture(scope="module")
 def fuzz_verifier() -> Verifier:
     revocation = RevocationView()
-    revocation.deny("some-other-jti", T0 + 300)  # so every check in is_revoked runs
+    revocation.deny("some-other-jti", T0 + 300)
+    revocation.remove_kid("some-other-kid")  # with a removed kid as well, every check runs
     return ES.verifier(FrozenClock(T0), cache_size=0, revocation=revocation)
 
 

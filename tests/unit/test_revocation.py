@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from tokenward.revocation import RevocationView, TokenFacts
 
 from ..conftest import ISS, T0
@@ -134,3 +137,56 @@ def test_malformed_events_are_ignored_not_raised() -> None:
     for kind, data in bad:
         assert view.apply(kind, data) is False  # type: ignore[arg-type]
     assert view.generation == 0
+
+
+_FACTS = st.builds(
+    TokenFacts,
+    iss=st.sampled_from([ISS, "https://other"]),
+    sub=st.sampled_from(["alice", "bob"]),
+    jti=st.sampled_from(["j1", "j2"]),
+    iat=st.sampled_from([T0 - 1, T0, T0 + 1, -1]),
+    tv=st.integers(0, 3),
+    kid=st.sampled_from(["k1", "k2"]),
+)
+_CHANGES = st.lists(
+    st.one_of(
+        st.builds(lambda j: ("deny", {"jti": j, "exp": T0 + 60}), st.sampled_from(["j1", "j3"])),
+        st.builds(
+            lambda s, n: ("token_version", {"iss": ISS, "sub": s, "version": n}),
+            st.sampled_from(["alice", "bob"]),
+            st.integers(0, 3),
+        ),
+        st.builds(lambda e: ("epoch", {"epoch": T0 + e}), st.integers(-1, 1)),
+        st.builds(lambda k: ("remove_kid", {"kid": k}), st.sampled_from(["k2", "k3"])),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(changes=_CHANGES, cutoff=st.sampled_from([None, T0, float("-inf")]), facts=_FACTS)
+def test_revokes_on_claims_agrees_with_is_revoked_on_facts(
+    changes: list[tuple[str, dict[str, object]]], cutoff: float | None, facts: TokenFacts
+) -> None:
+    """The verifier's claims-dict entry point and the TokenFacts one: one verdict."""
+    view = RevocationView()
+    for kind, data in changes:
+        view.apply(kind, data)
+    view.refuse_issued_after(cutoff)
+    claims = {"iss": facts.iss, "sub": facts.sub, "jti": facts.jti, "iat": facts.iat}
+    if facts.tv:
+        claims["tv"] = facts.tv  # absent tv reads as 0, like TokenFacts' default
+    assert view.revokes(claims, facts.kid) == view.is_revoked(facts)
+
+
+def test_deny_list_alone_then_other_state_then_lifted() -> None:
+    """The deny-list-only fast path is left as soon as anything else is in use."""
+    view = RevocationView()
+    view.deny("j9", T0 + 60)
+    assert not view.is_revoked(_facts(iat=T0 + 5))
+    view.refuse_issued_after(T0)
+    assert view.is_revoked(_facts(iat=T0 + 5))
+    view.refuse_issued_after(None)
+    assert not view.is_revoked(_facts(iat=T0 + 5))
+    view.set_token_version(ISS, "alice", 1)
+    assert view.is_revoked(_facts(iat=T0 + 5, tv=0))
