@@ -7,7 +7,7 @@ There is no ``none`` entry and there never will be (R8).
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import hmac
 import secrets
 from collections.abc import Callable, Mapping
@@ -23,10 +23,13 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from tokenward.errors import InvalidKey
+from tokenward.jose.prepared import BoundSign, BoundVerify, hmac_binders
 
 __all__ = [
     "ALGORITHMS",
     "Algorithm",
+    "BoundSign",
+    "BoundVerify",
     "check_key",
     "curve_of",
     "generate_private",
@@ -71,10 +74,25 @@ class Algorithm:
     curve: str | None
     sign: SignFn
     verify: VerifyFn
+    # Per-key preparation, done once when a key is loaded (hot paths call the result).
+    bind_sign: Callable[[Any], BoundSign] | None = None
+    bind_verify: Callable[[Any], BoundVerify] | None = None
+
+    def signer(self, key: Any) -> BoundSign:
+        """``sign`` with ``key`` bound (for HMAC: the keyed state computed once)."""
+        if self.bind_sign is not None:
+            return self.bind_sign(key)
+        return functools.partial(self.sign, key)
+
+    def verifier(self, key: Any) -> BoundVerify:
+        """``verify`` with ``key`` bound (for HMAC: the keyed state computed once)."""
+        if self.bind_verify is not None:
+            return self.bind_verify(key)
+        return functools.partial(self.verify, key)
 
 
-def _hmac(name: str, size: int) -> Algorithm:
-    digest = getattr(hashlib, name)
+def _hmac(hash_cls: type[hashes.HashAlgorithm]) -> Algorithm:
+    digest, size = hash_cls().name, hash_cls().digest_size
 
     def sign(key: bytes, data: bytes) -> bytes:
         return hmac.digest(key, data, digest)
@@ -83,7 +101,8 @@ def _hmac(name: str, size: int) -> Algorithm:
         # R11: constant-time comparison.
         return hmac.compare_digest(hmac.digest(key, data, digest), sig)
 
-    return Algorithm(f"HS{size * 8}", "oct", size, size, None, sign, verify)
+    bind_sign, bind_verify = hmac_binders(hash_cls, sign, verify)  # the keyed state, once
+    return Algorithm(f"HS{size * 8}", "oct", size, size, None, sign, verify, bind_sign, bind_verify)
 
 
 def _rsa(name: str, hash_cls: type[hashes.HashAlgorithm], pss: bool) -> Algorithm:
@@ -153,9 +172,9 @@ def _eddsa() -> Algorithm:
 ALGORITHMS: Mapping[str, Algorithm] = {
     a.name: a
     for a in (
-        _hmac("sha256", 32),
-        _hmac("sha384", 48),
-        _hmac("sha512", 64),
+        _hmac(hashes.SHA256),
+        _hmac(hashes.SHA384),
+        _hmac(hashes.SHA512),
         _rsa("RS256", hashes.SHA256, False),
         _rsa("RS384", hashes.SHA384, False),
         _rsa("RS512", hashes.SHA512, False),

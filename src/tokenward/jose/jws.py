@@ -2,7 +2,13 @@
 
 Everything that can be decided without cryptography is decided first, in order of cost:
 size, dot count, alphabet, header, key, algorithm; only then the signature over the exact
-received bytes; only then is the payload decoded (R12) — and parsed by the caller.
+received bytes; only then is the payload parsed, by the caller (R4, R12).
+
+A token whose exact header segment already came with a verified token takes a fast path
+(:meth:`JWSVerifier.verify`): one translate and a strict base64 decode per segment check
+the alphabet and decode at once (so the payload's base64, never its JSON, is decoded
+before the signature is checked). It accepts exactly what the strict path accepts; on
+anything unusual it hands the token to the strict path, which decides and words the refusal.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tokenward.errors import (
@@ -21,7 +27,7 @@ from tokenward.errors import (
     MalformedToken,
     WrongTokenType,
 )
-from tokenward.jose.algorithms import ALGORITHMS, Algorithm
+from tokenward.jose.algorithms import ALGORITHMS, Algorithm, BoundVerify
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
@@ -43,6 +49,15 @@ _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
 _TO_STD = bytes.maketrans(b"-_", b"+/")
 _TO_URL = bytes.maketrans(b"+/", b"-_")
+# base64url -> standard base64 in which '+', '/' and '=' (not base64url) become '!', which
+# strict a2b_base64 refuses like any other foreign byte: one translate + one strict decode
+# check the alphabet (R3) and decode a segment (the verify fast path).
+_TO_STD_STRICT = bytes.maketrans(b"-_+/=", b"+/!!!")
+_STD_INDEX = bytes(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".find(bytes([c])) & 0x3F
+    for c in range(256)
+)
+_PAD = (b"", b"", b"==", b"=")
 KID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}\Z")  # R6: never a path, URL or query
 _ALLOWED_MEMBERS = frozenset({"alg", "kid", "typ"})  # R5
 _HEADER_CACHE_MAX = 512
@@ -55,6 +70,11 @@ class VerifyKey:
     kid: str
     alg: Algorithm
     key: Any = None  # public key object, or the HMAC secret (never in repr)
+    # alg.verify with this key bound, prepared once (HMAC: the keyed state).
+    check: BoundVerify = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "check", self.alg.verifier(self.key))
 
     def __repr__(self) -> str:
         return f"VerifyKey(kid={self.kid!r}, alg={self.alg.name!r})"
@@ -173,6 +193,42 @@ class JWSVerifier:
         return h, p, s, token[: len(h) + 1 + len(p)]
 
     def verify(self, token: str | bytes) -> tuple[Header, VerifyKey, bytes]:
+        """Verify; returns (header, key, decoded payload). Raises InvalidToken.
+
+        Fast path for a token whose exact header segment was seen on a verified token:
+        it only ever *accepts* what :meth:`verify_strict` accepts. Before the key lookup,
+        anything unusual falls back to the strict path, which then decides and words the
+        refusal; from the key lookup on, both paths do the same steps in the same order.
+        """
+        if type(token) is str and token.isascii():
+            t = token.encode("ascii")
+        elif type(token) is bytes:
+            t = token
+        else:
+            return self.verify_strict(token)
+        i = t.find(b".")
+        header = self._headers.get(t[:i]) if i > 0 and len(t) <= self._max_size else None
+        if header is None:
+            return self.verify_strict(token)
+        try:
+            # Exactly two dots; R3 alphabet, canonical bits, no padding: strict decoding.
+            p, s = t[i + 1 :].translate(_TO_STD_STRICT).split(b".")
+            sig, payload = _std_decode(s), _std_decode(p)
+        except ValueError:  # binascii.Error too; also not exactly two segments left
+            return self.verify_strict(token)
+        if not (sig and payload):  # an empty segment
+            return self.verify_strict(token)
+        key = self._keys.get(header.kid)
+        if key is None:
+            raise KeyNotFound("no configured key has this kid")
+        if key.alg.name != header.alg:
+            raise InvalidAlgorithm("algorithm does not match the key's algorithm")  # R7
+        if not key.check(t[: i + 1 + len(p)], sig):  # R12: over the exact received bytes
+            raise InvalidSignature("signature does not verify")
+        return header, key, payload
+
+    def verify_strict(self, token: str | bytes) -> tuple[Header, VerifyKey, bytes]:
+        """Every check in the order of SECURITY.md: shape, header, key, alg, signature."""
         h, p, s, signing_input = self.split(token)
         header = self._headers.get(h)
         if header is None:
@@ -182,13 +238,24 @@ class JWSVerifier:
             raise KeyNotFound("no configured key has this kid")
         if key.alg.name != header.alg:
             raise InvalidAlgorithm("algorithm does not match the key's algorithm")  # R7
-        if not key.alg.verify(key.key, signing_input, b64decode(s)):
+        if not key.check(signing_input, b64decode(s)):
             raise InvalidSignature("signature does not verify")
         if h not in self._headers:
             if len(self._headers) >= _HEADER_CACHE_MAX:
                 self._headers.clear()
             self._headers[h] = header
         return header, key, b64decode(p)
+
+
+def _std_decode(seg: bytes) -> bytes:
+    """Strict decoding of a segment translated by _TO_STD_STRICT; binascii.Error if bad."""
+    rem = len(seg) & 3
+    if rem:
+        # Canonical encoding: the unused low bits of the last character must be zero.
+        if rem == 1 or _STD_INDEX[seg[-1]] & (0x0F if rem == 2 else 0x03):
+            raise binascii.Error("not canonical base64url")
+        seg += _PAD[rem]
+    return binascii.a2b_base64(seg, strict_mode=True)
 
 
 def sign_compact(header_b64: bytes, payload: bytes, alg: Algorithm, key: Any) -> str:
