@@ -131,6 +131,27 @@ async def test_bump_token_version(store: Store) -> None:
     assert stored is not None and stored.token_version == 2
 
 
+async def test_login_failures_count_atomically_and_locks_only_grow(store: Store) -> None:
+    await store.add_user(user(1))
+
+    def lock_for(failures: int) -> float | None:
+        return T0 + failures if failures >= 3 else None
+
+    assert await store.record_login_failure("u1", lock_for) == (1, None)
+    assert await store.record_login_failure("u1", lock_for) == (2, None)
+    assert await store.record_login_failure("u1", lock_for) == (3, T0 + 3)
+    async with anyio.create_task_group() as tg:  # concurrent wrong guesses all count
+        for _ in range(40):
+            tg.start_soon(store.record_login_failure, "u1", lock_for)
+    stored = await store.get_user("u1")
+    assert stored is not None and stored.failed_logins == 43
+    assert stored.locked_until == T0 + 43  # the longest lock earned, whatever the order
+    await store.update_user("u1", locked_until=T0 + 1000)  # a longer lock stays
+    assert await store.record_login_failure("u1", lock_for) == (44, T0 + 1000)
+    with pytest.raises(NotFound):
+        await store.record_login_failure("nobody", lock_for)
+
+
 async def test_bump_token_version_of_unknown_user(store: Store) -> None:
     with pytest.raises(NotFound):
         await store.bump_token_version("nobody")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import httpx
 import jwt
 import pytest
@@ -173,6 +174,20 @@ async def test_fifty_wrong_passwords_lock_the_account_until_the_clock_passes(
     stored = await ctx.store.get_user(alice.id)
     assert stored is not None and stored.failed_logins == 0 and stored.locked_until is None
     assert len(await ctx.store.list_audit(type="login.locked")) == 1
+
+
+async def test_concurrent_wrong_passwords_all_count(
+    client: httpx.AsyncClient, alice: User, ctx: AppContext
+) -> None:
+    """Guesses sent at once must not hide behind each other (a read-then-write count would
+    let a parallel burst register as one failure)."""
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(login, client, "alice", WRONG)
+    stored = await ctx.store.get_user(alice.id)
+    assert stored is not None and stored.failed_logins == 4 and stored.locked_until is None
+    assert (await login(client, password=WRONG)).status_code == 401  # the fifth locks
+    assert (await login(client)).status_code == 429
 
 
 async def test_lockout_doubles_and_is_capped(

@@ -8,7 +8,7 @@ passwords: argon2id) and never appear in a record's repr.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -194,6 +194,13 @@ class Store(Protocol):
     async def list_users(self) -> Sequence[User]: ...
     async def update_user(self, user_id: str, **changes: Any) -> User | None: ...
     async def bump_token_version(self, user_id: str) -> int: ...  # atomic +1, returns new tv
+    async def record_login_failure(
+        self, user_id: str, lock_for: Callable[[int], float | None]
+    ) -> tuple[int, float | None]: ...
+
+    # Atomic +1 of failed_logins (concurrent wrong guesses each count; NotFound if no such
+    # user); ``lock_for(failures)`` gives the lock time that count earns, stored unless an
+    # existing lock lasts longer. Returns (failures, locked_until as stored).
 
     # clients
     async def add_client(self, client: Client) -> None: ...  # errors.Conflict if taken

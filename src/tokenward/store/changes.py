@@ -8,7 +8,7 @@ from typing import Any
 
 from tokenward.store.base import Family, RefreshToken, User
 
-__all__ = ["check_first_token", "user_changes"]
+__all__ = ["check_first_token", "later_lock", "user_changes"]
 
 # ``id`` is the identity the change is addressed to, never a change itself.
 _USER_FIELDS = frozenset(f.name for f in dataclasses.fields(User)) - {"id"}
@@ -36,3 +36,12 @@ def check_first_token(family: Family, first: RefreshToken) -> None:
     """A family starts with a token of its own (a programming error otherwise)."""
     if first.family_id != family.id or first.parent_hash is not None:
         raise ValueError("start_family() needs a first token of this family, without parent")
+
+
+def later_lock(current: float | None, earned: float | None) -> float | None:
+    """The lock to keep: a new failure never shortens a lock already in place."""
+    if current is None:
+        return earned
+    if earned is None:
+        return current
+    return max(current, earned)

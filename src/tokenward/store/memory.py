@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from itertools import islice
 from typing import Any
@@ -29,7 +29,7 @@ from tokenward.store.base import (
     User,
     check_event,
 )
-from tokenward.store.changes import check_first_token, user_changes
+from tokenward.store.changes import check_first_token, later_lock, user_changes
 
 __all__ = ["MemoryStore"]
 
@@ -108,6 +108,18 @@ class MemoryStore:
                 raise NotFound("no such user")
             self._users[user_id] = replace(user, token_version=user.token_version + 1)
             return user.token_version + 1
+
+    async def record_login_failure(
+        self, user_id: str, lock_for: Callable[[int], float | None]
+    ) -> tuple[int, float | None]:
+        async with self._lock:
+            user = self._users.get(user_id)
+            if user is None:
+                raise NotFound("no such user")
+            failures = user.failed_logins + 1
+            locked_until = later_lock(user.locked_until, lock_for(failures))
+            self._users[user_id] = replace(user, failed_logins=failures, locked_until=locked_until)
+            return failures, locked_until
 
     def _user_named(self, username: str) -> User | None:
         return next((u for u in self._users.values() if u.username == username), None)

@@ -9,7 +9,7 @@ BEGIN mode, upsert syntax, the migration lock) is in :mod:`tokenward.store.sql_e
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -36,7 +36,7 @@ from tokenward.store.base import (
     User,
     check_event,
 )
-from tokenward.store.changes import check_first_token, user_changes
+from tokenward.store.changes import check_first_token, later_lock, user_changes
 from tokenward.store.migrations import upgrade
 from tokenward.store.sql_engine import open_engine
 from tokenward.store.sql_runner import Work
@@ -185,6 +185,14 @@ class SQLStore:
         if version is None:
             raise NotFound("no such user")
         return int(version)
+
+    async def record_login_failure(
+        self, user_id: str, lock_for: Callable[[int], float | None]
+    ) -> tuple[int, float | None]:
+        outcome = await self._write(partial(_record_failure, user_id=user_id, lock_for=lock_for))
+        if outcome is None:
+            raise NotFound("no such user")
+        return outcome
 
     # clients -------------------------------------------------------------------------------
 
@@ -347,6 +355,27 @@ class SQLStore:
         if type is not None:
             query = query.where(c.type == type)
         return await self._read(lambda conn: [_audit(r) for r in conn.execute(query)])
+
+
+_COUNT_FAILURE = (
+    sa.update(users)
+    .where(_U.id == sa.bindparam("uid"))
+    .values(failed_logins=_U.failed_logins + 1)  # in the database: concurrent guesses all count
+    .returning(_U.failed_logins, _U.locked_until)
+)
+
+
+def _record_failure(
+    conn: sa.Connection, user_id: str, lock_for: Callable[[int], float | None]
+) -> tuple[int, float | None] | None:
+    row = conn.execute(_COUNT_FAILURE, {"uid": user_id}).first()
+    if row is None:
+        return None
+    failures = int(row.failed_logins)
+    locked_until = later_lock(row.locked_until, lock_for(failures))
+    if locked_until != row.locked_until:
+        conn.execute(sa.update(users).where(_U.id == user_id).values(locked_until=locked_until))
+    return failures, locked_until
 
 
 def _select_user(where: sa.ColumnElement[bool], conn: sa.Connection) -> User | None:

@@ -112,12 +112,12 @@ class Accounts:
 
     async def _record_failure(self, user: User, request: RequestInfo) -> None:
         """Progressive lockout: base * 2**(n - threshold) seconds from the threshold on, capped."""
-        now = self.ctx.clock()
-        failures = user.failed_logins + 1
-        locked_until = lock_until(failures, now, self._lock_policy())
-        await self.ctx.store.update_user(user.id, failed_logins=failures, locked_until=locked_until)
+        now, policy = self.ctx.clock(), self._lock_policy()
+        failures, locked_until = await self.ctx.store.record_login_failure(
+            user.id, lambda n: lock_until(n, now, policy)
+        )
         await self._failed(user.id, user.username, request, "bad_password", failures=failures)
-        if locked_until is not None:
+        if locked_until is not None and locked_until > now:  # this failure locked it
             self.ctx.metrics.logins.labels(result="locked").inc()
             await self.ctx.audit.emit(
                 "login.locked",
