@@ -214,3 +214,22 @@ async def test_concurrent_writes_fail_alone(sql_backend: Backend) -> None:
         assert stored == {"u0"} | {f"u{n}" for n in range(1, 41) if n % 4}
     finally:
         await store.close()
+
+
+@pytest.mark.anyio
+async def test_the_writer_outlives_a_job_that_raises_anything(sql_backend: Backend) -> None:
+    """A job raising even a BaseException fails alone; the next writes still complete."""
+    store = sql_backend.open()
+    assert isinstance(store, SQLStore)
+    await store.migrate()
+
+    def explode(_conn: Connection) -> None:
+        raise KeyboardInterrupt  # not an Exception: must not take the writer thread down
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            await store._runner.write(explode)
+        await store.add_user(user(1))
+        assert await store.get_user("u1") == user(1)
+    finally:
+        await store.close()

@@ -192,7 +192,9 @@ class _GroupWriter:
                     outcomes.append((True, group[0].fn(conn)))
                 else:
                     outcomes.extend(self._each(conn, group))
-        except Exception as exc:  # BEGIN, COMMIT or a lone job failed: the group did
+        except BaseException as exc:  # BEGIN, COMMIT or a lone job failed: the group did
+            # BaseException too: the thread must outlive any job, or every later write
+            # would wait forever for a thread that is gone
             outcomes = [(False, exc)] * len(group)
         for job, (ok, value) in zip(group, outcomes, strict=True):
             try:
@@ -207,7 +209,7 @@ class _GroupWriter:
             try:
                 with conn.begin_nested():  # SAVEPOINT: a failure undoes this job only
                     outcomes.append((True, job.fn(conn)))
-            except Exception as exc:
+            except Exception as exc:  # anything else ends the group: _commit fails it whole
                 outcomes.append((False, exc))
         return outcomes
 
