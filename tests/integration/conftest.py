@@ -36,7 +36,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     def make(**over: Any) -> Settings:
         base: dict[str, Any] = {
             "data_dir": tmp_path / "data",
-            "database_url": f"sqlite+aiosqlite:///{tmp_path / 'tokenward.db'}",
+            "database_url": f"sqlite:///{tmp_path / 'tokenward.db'}",
             "issuer": ISSUER,
             "argon2_memory_kib": 8192,
             "argon2_time_cost": 1,

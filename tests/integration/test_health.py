@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 
 import httpx
 import pytest
 
+from tokenward import FrozenClock
+from tokenward.server.app import create_app
 from tokenward.server.context import AppContext
 from tokenward.server.routes import health
 from tokenward.server.services.accounts import Accounts
+from tokenward.server.settings import Settings
 
-from .conftest import PASSWORD
+from .conftest import ISSUER, PASSWORD
 
 pytestmark = pytest.mark.anyio
 
@@ -103,3 +107,25 @@ async def test_latency_is_labelled_by_route_template_never_by_raw_path(
     assert sample(text, "tokenward_request_seconds_count", route="/.well-known/jwks.json") == 1.0
     assert sample(text, "tokenward_request_seconds_count", route="<unmatched>") == 1.0
     assert "u-123" not in text and "9f8e7d" not in text
+
+
+async def test_metrics_token_is_required_when_set(
+    make_settings: Callable[..., Settings], clock: FrozenClock
+) -> None:
+    app = create_app(make_settings(metrics_token="scrape-me-0123456789"), clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as client:
+            missing = await client.get("/metrics")
+            assert missing.status_code == 401
+            assert missing.headers["www-authenticate"].startswith("Bearer")
+            assert "error=" not in missing.headers["www-authenticate"]  # RFC 6750 §3.1
+            wrong = await client.get("/metrics", headers={"Authorization": "Bearer scrape-me-x"})
+            assert wrong.status_code == 401
+            assert 'error="invalid_token"' in wrong.headers["www-authenticate"]
+            assert "scrape-me" not in wrong.text
+            ok = await client.get(
+                "/metrics", headers={"Authorization": "Bearer scrape-me-0123456789"}
+            )
+            assert ok.status_code == 200 and "tokenward_" in ok.text
+            assert (await client.get("/healthz")).status_code == 200  # probes stay open

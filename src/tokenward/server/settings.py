@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     revocation_event_retention: float = Field(default=86400, ge=600)  # >= 2 x access_ttl used
     revocation_feed_public: bool = False  # GET /api/v1/revocations without a token
 
+    # /metrics: open (scrape it over an internal network only), or a Bearer token to present
+    metrics_token: SecretStr | None = None
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     trust_proxy_headers: bool = False
     # uvicorn's per-request access log costs more than tokenward's own work on a fast route

@@ -3,18 +3,22 @@
 /healthz says the process serves requests (a restart is the cure when it does not);
 /readyz says this node can do useful work (a load balancer takes it out of rotation on
 503 meanwhile). /metrics is the Prometheus text format 0.0.4; it carries counters only,
-no user data, and is meant for an internal scrape (restrict it at the proxy).
+no user data, and is meant for an internal scrape: restrict it at the proxy, or set
+``metrics_token`` and give the scraper that Bearer token (Prometheus ``authorization``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 
+from tokenward.errors import InvalidToken
 from tokenward.server.deps import get_ctx
 
 __all__ = ["PING_TIMEOUT", "PROMETHEUS_TEXT", "router"]
@@ -52,5 +56,18 @@ async def readyz(request: Request) -> Response:
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
     """Prometheus exposition of this node's counters and latency histograms."""
-    body = get_ctx(request).metrics.render()
+    ctx = get_ctx(request)
+    _check_scraper(request, ctx.settings.metrics_token)
+    body = ctx.metrics.render()
     return Response(body, media_type=PROMETHEUS_TEXT, headers=NO_CACHE)
+
+
+def _check_scraper(request: Request, token: SecretStr | None) -> None:
+    """RFC 6750 §2.1 Bearer, compared in constant time; no token configured: open."""
+    if token is None:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise InvalidToken("the metrics token is required", code="missing_token")
+    if not hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
+        raise InvalidToken("the metrics token is wrong")
