@@ -233,3 +233,23 @@ async def test_the_writer_outlives_a_job_that_raises_anything(sql_backend: Backe
         assert await store.get_user("u1") == user(1)
     finally:
         await store.close()
+
+
+def test_migration_0003_lowercases_usernames_where_free(tmp_path: Path) -> None:
+    """Accounts of earlier versions with capitals get their lowercase name when it is free;
+    a capitalised twin of an existing lowercase name keeps its own."""
+    path = tmp_path / "old.db"
+    config = alembic_config(f"sqlite:///{path}")
+    command.upgrade(config, "0002")
+    with sqlite3.connect(path) as db:
+        for n, name in enumerate(["Alice", "alice", "Bob", "carol", "DAVE"]):
+            db.execute(
+                "INSERT INTO users (id, username, password_hash, roles, disabled, token_version,"
+                " failed_logins, created_at, password_changed_at)"
+                " VALUES (?, ?, 'h', '[]', 0, 0, 0, 0, 0)",
+                (f"u{n}", name),
+            )
+    command.upgrade(config, "head")
+    with sqlite3.connect(path) as db:
+        names = dict(db.execute("SELECT id, username FROM users").fetchall())
+    assert names == {"u0": "Alice", "u1": "alice", "u2": "bob", "u3": "carol", "u4": "dave"}

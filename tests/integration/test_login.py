@@ -108,6 +108,21 @@ async def test_login_audits_success_without_the_password(
 # -- no enumeration ---------------------------------------------------------------------------
 
 
+async def test_usernames_are_case_insensitive(
+    client: httpx.AsyncClient, alice: User, ctx: AppContext
+) -> None:
+    assert (await login(client, username="ALICE")).status_code == 200
+    assert (await login(client, username="Alice")).status_code == 200
+    with pytest.raises(Conflict):  # no look-alike second account
+        await Accounts(ctx).create("Alice", PASSWORD + "!")
+    bob = await Accounts(ctx).create("Bob.Smith", PASSWORD)
+    assert bob.username == "bob.smith"  # stored in the one canonical form
+    assert (await login(client, username="bob.smith")).status_code == 200
+    for _ in range(5):  # one lockout across spellings
+        await login(client, username=("BOB.SMITH", "Bob.Smith", "bob.smith")[_ % 3], password=WRONG)
+    assert (await login(client, username="bob.SMITH")).status_code == 429
+
+
 async def test_wrong_password_and_unknown_user_answer_identically(
     client: httpx.AsyncClient, alice: User
 ) -> None:

@@ -23,7 +23,7 @@ from tokenward.cli.common import fail, handled, iso, stdout_console, usage_error
 from tokenward.errors import ConfigError, NotFound
 from tokenward.server.audit import RequestInfo
 from tokenward.server.context import AppContext, build_context, close_context
-from tokenward.server.services.accounts import Accounts
+from tokenward.server.services.accounts import Accounts, canonical_username
 from tokenward.server.settings import Settings
 from tokenward.store import open_store
 from tokenward.store.base import User
@@ -101,7 +101,7 @@ def read_password(from_stdin: bool) -> str:
 
 
 async def _by_name(ctx: AppContext, name: str) -> User:
-    user = await ctx.store.get_user_by_name(name)
+    user = await ctx.store.get_user_by_name(canonical_username(name))
     if user is None:
         raise NotFound(f"no user named {name[:64]!r}")
     return user

@@ -22,11 +22,18 @@ from tokenward.server.services.revocations import Revocations
 from tokenward.server.services.sessions import Sessions
 from tokenward.store.base import User
 
-__all__ = ["ROLE_PATTERN", "USERNAME_PATTERN", "Accounts"]
+__all__ = ["ROLE_PATTERN", "USERNAME_PATTERN", "Accounts", "canonical_username"]
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 ROLE_PATTERN = re.compile(r"[A-Za-z0-9:._-]{1,64}")
 _BAD_CREDENTIALS = "invalid username or password"
+
+
+def canonical_username(name: str) -> str:
+    """Usernames are case-insensitive: "Alice" and "alice" name one account (no look-alike
+    second account, the same lockout and rate-limit key). They are ASCII by
+    USERNAME_PATTERN, so lower() is the whole folding."""
+    return name.lower()
 
 
 class Accounts:
@@ -38,6 +45,7 @@ class Accounts:
         """Validate name and password policy, hash with argon2id, store. Conflict if taken."""
         if not USERNAME_PATTERN.fullmatch(username):
             raise BadRequest("username must be 1-64 characters of letters, digits and ._@-")
+        username = canonical_username(username)
         bad_roles = [r for r in roles if not ROLE_PATTERN.fullmatch(r)]
         if bad_roles:
             raise BadRequest("roles must be 1-64 characters of letters, digits and :._-")
@@ -65,7 +73,7 @@ class Accounts:
         self._rate_limit(username, request)
         found = None
         if USERNAME_PATTERN.fullmatch(username):
-            found = await self.ctx.store.get_user_by_name(username)
+            found = await self.ctx.store.get_user_by_name(canonical_username(username))
         if found is None:
             await self._unknown_user(username[:64], password, request)
             raise AuthenticationFailed(_BAD_CREDENTIALS)
