@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -454,6 +454,24 @@ function response(status, headers, body)
   if nxt then token = nxt; ok = ok + 1 else bad = bad + 1 end
 end
 """
+
+
+_GET_LUA = r"""
+HEADERS
+function response(status, headers, body)
+  if status == 200 then ok = ok + 1 else bad = bad + 1 end
+end
+"""
+
+
+def get_script(headers: Mapping[str, str]) -> str:
+    """GET the URL with the same headers on every request; a 200 counts as ok."""
+    lines = []
+    for name, value in headers.items():
+        if not re.fullmatch(r"[\x20-\x7e]*", name + value) or "]==]" in name + value:
+            raise ValueError("header names and values must be printable ASCII")
+        lines.append(f"wrk.headers[ [==[{name}]==] ] = [==[{value}]==]")
+    return _GET_LUA.replace("HEADERS", "\n".join(lines)) + _DONE_LUA
 
 
 def login_script() -> str:

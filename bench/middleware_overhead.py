@@ -213,18 +213,25 @@ async def expect(call: Call, status: int, what: str) -> None:
         raise SystemExit(f"check failed: {what}: {got} {body!r}")
 
 
+def build_apps(ring: KeyRing) -> dict[str, Any]:
+    """Every case's ASGI app by name, in table order (also served by uvicorn in
+    middleware_overhead_http.py); tokens signed by ``ring``'s ES256 key pass."""
+    cached = Verifier(ring, issuer=ISS, audience=AUD)
+    cold = Verifier(ring, issuer=ISS, audience=AUD, cache_size=0)
+    ep = endpoints(pyjwt.PyJWK(ring.jwks()["keys"][0]).key)
+    apps: dict[str, Any] = {name: build_app(cached, fn) for name, fn in ep.items()}
+    apps["require-cold"] = build_app(cold, ep["require"])
+    apps["middleware"] = TokenwardMiddleware(apps["bare"], cached, required=True)
+    apps["pyjwt-dep"] = apps.pop("pyjwt")  # re-added: the reference comes last in the table
+    return apps
+
+
 def build_cases() -> list[Case]:
     ring = KeyRing()
     ring.generate("ES256", time.time())
     token = Issuer(ring, issuer=ISS).issue("alice", AUD, scope="read write")
     bad = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
-    cached = Verifier(ring, issuer=ISS, audience=AUD)
-    cold = Verifier(ring, issuer=ISS, audience=AUD, cache_size=0)
-    ep = endpoints(pyjwt.PyJWK(ring.jwks()["keys"][0]).key)
-    apps = {name: build_app(cached, fn) for name, fn in ep.items()}
-    apps["require-cold"] = build_app(cold, ep["require"])
-    apps["middleware"] = TokenwardMiddleware(apps["bare"], cached, required=True)
-    apps["pyjwt-dep"] = apps.pop("pyjwt")  # re-added: the reference comes last in the table
+    apps = build_apps(ring)
     auth = f"Bearer {token}"
     cases = [Case(name, asgi_call(app, "/", auth)) for name, app in apps.items()]
     checks = [
