@@ -17,7 +17,7 @@ from tests.contract.conftest import Backend
 from tests.contract.records import DAY, T0, child, family, first_token, user
 from tokenward.errors import ConfigError, Conflict
 from tokenward.store import SCHEMES, MemoryStore, open_store
-from tokenward.store.base import RotateOutcome, RotateResult, Store
+from tokenward.store.base import RefreshState, RotateOutcome, RotateResult, Store
 from tokenward.store.migrations import VERSION_TABLE, alembic_config
 from tokenward.store.sql import SQLStore
 from tokenward.store.sql_engine import open_engine
@@ -253,3 +253,29 @@ def test_migration_0003_lowercases_usernames_where_free(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         names = dict(db.execute("SELECT id, username FROM users").fetchall())
     assert names == {"u0": "Alice", "u1": "alice", "u2": "bob", "u3": "carol", "u4": "dave"}
+
+
+@pytest.mark.anyio
+async def test_a_write_whose_caller_is_cancelled_still_commits_or_rolls_back_whole(
+    sql_backend: Backend,
+) -> None:
+    """Cancelling the awaiting task never leaves half a write, and the store keeps working."""
+    store = sql_backend.open()
+    await store.migrate()
+    fam = family("f1")
+    r0 = first_token(fam)
+    try:
+        await store.add_user(user(1))
+        await store.start_family(fam, r0)
+        with anyio.move_on_after(0):  # cancelled at its first await: before or after commit
+            await store.rotate_refresh(r0.token_hash, child(r0, "c1", T0 + 1), T0 + 1, T0 + DAY)
+        # the writer still answers; and on SQLite, queued behind the abandoned job, this
+        # write returning means that job is over (committed or rolled back)
+        assert await store.bump_token_version("u1") == 1
+        before = await store.get_refresh(r0.token_hash)
+        new = await store.get_refresh(child(r0, "c1", T0 + 1).token_hash)
+        assert before is not None
+        # all or nothing: the parent is used exactly when its child exists
+        assert (before.state is RefreshState.USED) == (new is not None)
+    finally:
+        await store.close()
