@@ -56,9 +56,13 @@ class Audit:
     async def emit(self, type: str, **fields: Any) -> AuditEvent:
         """Log and store the event now (``fields`` as for :meth:`event`)."""
         event = self.event(type, **fields)
+        await self.record(event)
+        return event
+
+    async def record(self, event: AuditEvent) -> None:
+        """Log and store an event made by :meth:`event`."""
         self.log(event)
         await self._store.add_audit(event)
-        return event
 
     def event(
         self,

@@ -14,16 +14,11 @@ from functools import partial
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.exc import (
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-    SQLAlchemyError,
-)
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from tokenward.errors import Conflict, NotFound, StoreUnavailable
-from tokenward.store import sql_events, sql_refresh
+from tokenward.store import sql_accounts, sql_events, sql_refresh
 from tokenward.store.base import (
     AuditEvent,
     Client,
@@ -36,11 +31,11 @@ from tokenward.store.base import (
     User,
     check_event,
 )
-from tokenward.store.changes import check_first_token, later_lock, user_changes
+from tokenward.store.changes import check_first_token, user_changes
 from tokenward.store.migrations import upgrade
 from tokenward.store.sql_engine import open_engine
 from tokenward.store.sql_runner import Work
-from tokenward.store.tables import audit_events, clients, denylist, kv, users
+from tokenward.store.tables import audit_events, clients, users
 
 # A database that cannot be reached (refused, reset, timed out, pool exhausted): a 503 for
 # the client, never a 500 (issue 4: recovery without restart).
@@ -50,33 +45,7 @@ __all__ = ["SQLStore"]
 
 T = TypeVar("T")
 
-EPOCH_KEY = "epoch"
 _U = users.c
-
-
-def _user_row(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if k == "roles" else v for k, v in values.items()}
-
-
-def _user(row: sa.Row[Any]) -> User:
-    return sql_refresh.user_record(dict(row._mapping))
-
-
-def _client(row: sa.Row[Any]) -> Client:
-    values = dict(row._mapping)
-    return Client(
-        **{**values, "scopes": tuple(values["scopes"]), "grant_types": tuple(values["grant_types"])}
-    )
-
-
-def _audit_row(event: AuditEvent) -> dict[str, Any]:
-    return dataclasses.asdict(event)
-
-
-def _audit(row: sa.Row[Any]) -> AuditEvent:
-    values = dict(row._mapping)
-    del values["seq"]
-    return AuditEvent(**values)
 
 
 class SQLStore:
@@ -145,7 +114,7 @@ class SQLStore:
     # users ---------------------------------------------------------------------------------
 
     async def add_user(self, user: User) -> None:
-        row = _user_row(dataclasses.asdict(user))
+        row = sql_accounts.user_row(dataclasses.asdict(user))
         await self._write(
             lambda conn: conn.execute(sa.insert(users).values(**row)), "user already exists"
         )
@@ -157,21 +126,21 @@ class SQLStore:
         return await self._one_user(_U.username == username)
 
     async def _one_user(self, where: sa.ColumnElement[bool]) -> User | None:
-        return await self._read(partial(_select_user, where))
+        return await self._read(partial(sql_accounts.select_user, where))
 
     async def list_users(self) -> Sequence[User]:
         query = sa.select(users).order_by(_U.username)
-        return await self._read(lambda conn: [_user(r) for r in conn.execute(query)])
+        return await self._read(lambda conn: [sql_accounts.user(r) for r in conn.execute(query)])
 
     async def update_user(self, user_id: str, **changes: Any) -> User | None:
         values = user_changes(changes)
         if not values:
             return await self.get_user(user_id)
-        query = sa.update(users).where(_U.id == user_id).values(**_user_row(values))
+        query = sa.update(users).where(_U.id == user_id).values(**sql_accounts.user_row(values))
         row = await self._write(
             lambda conn: conn.execute(query.returning(users)).first(), "user already exists"
         )
-        return None if row is None else _user(row)
+        return None if row is None else sql_accounts.user(row)
 
     async def bump_token_version(self, user_id: str) -> int:
         # one statement: the increment happens in the database, never read-modify-write
@@ -189,7 +158,8 @@ class SQLStore:
     async def record_login_failure(
         self, user_id: str, lock_for: Callable[[int], float | None]
     ) -> tuple[int, float | None]:
-        outcome = await self._write(partial(_record_failure, user_id=user_id, lock_for=lock_for))
+        work = partial(sql_accounts.record_failure, user_id=user_id, lock_for=lock_for)
+        outcome = await self._write(work)
         if outcome is None:
             raise NotFound("no such user")
         return outcome
@@ -205,11 +175,11 @@ class SQLStore:
     async def get_client(self, client_id: str) -> Client | None:
         query = sa.select(clients).where(clients.c.client_id == client_id)
         row = await self._read(lambda conn: conn.execute(query).first())
-        return None if row is None else _client(row)
+        return None if row is None else sql_accounts.client(row)
 
     async def list_clients(self) -> Sequence[Client]:
         query = sa.select(clients).order_by(clients.c.client_id)
-        return await self._read(lambda conn: [_client(r) for r in conn.execute(query)])
+        return await self._read(lambda conn: [sql_accounts.client(r) for r in conn.execute(query)])
 
     # refresh families (the SQL is in sql_refresh) ------------------------------------------
 
@@ -243,27 +213,19 @@ class SQLStore:
         *,
         audit: AuditEvent | None = None,
     ) -> RotateResult:
-        work = partial(
-            sql_refresh.rotate,
-            token_hash=token_hash,
-            child=child,
-            now=now,
-            idle_expires_at=idle_expires_at,
-            audit=None if audit is None else _audit_row(audit),
+        row = None if audit is None else sql_accounts.audit_row(audit)
+        work = partial(sql_refresh.rotate, token_hash=token_hash, child=child, now=now)
+        return await self._write(
+            partial(work, idle_expires_at=idle_expires_at, audit=row), "token already exists"
         )
-        return await self._write(work, "token already exists")
 
     async def regrant_refresh(
         self, parent_hash: str, child: RefreshToken, now: float, idle_expires_at: float
     ) -> RefreshToken | None:
-        work = partial(
-            sql_refresh.regrant,
-            parent_hash=parent_hash,
-            child=child,
-            now=now,
-            idle_expires_at=idle_expires_at,
+        work = partial(sql_refresh.regrant, parent_hash=parent_hash, child=child, now=now)
+        return await self._write(
+            partial(work, idle_expires_at=idle_expires_at), "token already exists"
         )
-        return await self._write(work, "token already exists")
 
     async def revoke_family(
         self, family_id: str, reason: str, now: float
@@ -284,32 +246,17 @@ class SQLStore:
     # deny-list and global epoch ------------------------------------------------------------
 
     async def deny_jti(self, jti: str, expires_at: float) -> None:
-        stmt = self._dialect.insert(denylist).values(jti=jti, expires_at=expires_at)
-        # a later expiry wins: the jti must stay denied as long as any copy can be valid
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[denylist.c.jti],
-            set_={"expires_at": stmt.excluded.expires_at},
-            where=denylist.c.expires_at < stmt.excluded.expires_at,
-        )
+        stmt = sql_events.deny_statement(self._dialect.insert, jti, expires_at)
         await self._write(lambda conn: conn.execute(stmt))
 
     async def denied(self, now: float) -> Sequence[tuple[str, float]]:
-        query = sa.select(denylist).where(denylist.c.expires_at > now).order_by(denylist.c.jti)
-        return await self._read(
-            lambda conn: [(row.jti, row.expires_at) for row in conn.execute(query)]
-        )
+        return await self._read(partial(sql_events.denied, now=now))
 
     async def get_epoch(self) -> float:
-        query = sa.select(kv.c.value).where(kv.c.key == EPOCH_KEY)
-        value = await self._read(lambda conn: conn.execute(query).scalar_one_or_none())
-        return 0.0 if value is None else float(value)
+        return await self._read(sql_events.get_epoch)
 
     async def set_epoch(self, epoch: float) -> None:
-        # repr() of a float round-trips exactly
-        stmt = self._dialect.insert(kv).values(key=EPOCH_KEY, value=repr(float(epoch)))
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[kv.c.key], set_={"value": stmt.excluded.value}
-        )
+        stmt = sql_events.epoch_statement(self._dialect.insert, epoch)
         await self._write(lambda conn: conn.execute(stmt))
 
     async def purge_denied(self, now: float) -> int:
@@ -342,42 +289,11 @@ class SQLStore:
     # audit ---------------------------------------------------------------------------------
 
     async def add_audit(self, event: AuditEvent) -> None:
-        stmt = sa.insert(audit_events).values(**_audit_row(event))
+        stmt = sa.insert(audit_events).values(**sql_accounts.audit_row(event))
         await self._write(lambda conn: conn.execute(stmt), "audit event already exists")
 
     async def list_audit(
         self, *, limit: int = 100, user_id: str | None = None, type: str | None = None
     ) -> Sequence[AuditEvent]:
-        c = audit_events.c
-        query = sa.select(audit_events).order_by(c.at.desc(), c.seq.desc()).limit(max(limit, 0))
-        if user_id is not None:
-            query = query.where(c.user_id == user_id)
-        if type is not None:
-            query = query.where(c.type == type)
-        return await self._read(lambda conn: [_audit(r) for r in conn.execute(query)])
-
-
-_COUNT_FAILURE = (
-    sa.update(users)
-    .where(_U.id == sa.bindparam("uid"))
-    .values(failed_logins=_U.failed_logins + 1)  # in the database: concurrent guesses all count
-    .returning(_U.failed_logins, _U.locked_until)
-)
-
-
-def _record_failure(
-    conn: sa.Connection, user_id: str, lock_for: Callable[[int], float | None]
-) -> tuple[int, float | None] | None:
-    row = conn.execute(_COUNT_FAILURE, {"uid": user_id}).first()
-    if row is None:
-        return None
-    failures = int(row.failed_logins)
-    locked_until = later_lock(row.locked_until, lock_for(failures))
-    if locked_until != row.locked_until:
-        conn.execute(sa.update(users).where(_U.id == user_id).values(locked_until=locked_until))
-    return failures, locked_until
-
-
-def _select_user(where: sa.ColumnElement[bool], conn: sa.Connection) -> User | None:
-    row = conn.execute(sa.select(users).where(where)).first()
-    return None if row is None else _user(row)
+        work = partial(sql_accounts.list_audit, limit=limit, user_id=user_id, type=type)
+        return await self._read(work)

@@ -22,13 +22,17 @@ import sqlalchemy as sa
 
 from tokenward.errors import Conflict
 from tokenward.store.base import KeyringDoc, RevocationEvent
-from tokenward.store.tables import denylist, documents, revocation_events
+from tokenward.store.tables import denylist, documents, kv, revocation_events
 
 __all__ = [
     "KEYRING_DOC",
     "add_event",
     "cursor",
+    "denied",
+    "deny_statement",
+    "epoch_statement",
     "events_since",
+    "get_epoch",
     "load_doc",
     "purge_denied",
     "purge_events",
@@ -36,6 +40,7 @@ __all__ = [
 ]
 
 KEYRING_DOC = "keyring"
+EPOCH_KEY = "epoch"
 _E = revocation_events.c
 
 
@@ -108,3 +113,33 @@ def save_doc(conn: sa.Connection, name: str, doc: dict[str, Any], expected: int 
     if version is None:
         raise Conflict("the document changed since it was loaded")
     return int(version)
+
+
+def deny_statement(insert: Callable[[sa.Table], Any], jti: str, expires_at: float) -> Any:
+    """Upsert of a deny-list entry: a later expiry wins, so the jti stays denied as long as
+    any copy of its token can be valid. ``insert`` is the dialect's (ON CONFLICT)."""
+    stmt = insert(denylist).values(jti=jti, expires_at=expires_at)
+    return stmt.on_conflict_do_update(
+        index_elements=[denylist.c.jti],
+        set_={"expires_at": stmt.excluded.expires_at},
+        where=denylist.c.expires_at < stmt.excluded.expires_at,
+    )
+
+
+def epoch_statement(insert: Callable[[sa.Table], Any], epoch: float) -> Any:
+    # repr() of a float round-trips exactly
+    stmt = insert(kv).values(key=EPOCH_KEY, value=repr(float(epoch)))
+    return stmt.on_conflict_do_update(
+        index_elements=[kv.c.key], set_={"value": stmt.excluded.value}
+    )
+
+
+def get_epoch(conn: sa.Connection) -> float:
+    query = sa.select(kv.c.value).where(kv.c.key == EPOCH_KEY)
+    value = conn.execute(query).scalar_one_or_none()
+    return 0.0 if value is None else float(value)
+
+
+def denied(conn: sa.Connection, now: float) -> list[tuple[str, float]]:
+    query = sa.select(denylist).where(denylist.c.expires_at > now).order_by(denylist.c.jti)
+    return [(row.jti, row.expires_at) for row in conn.execute(query)]

@@ -27,8 +27,8 @@ from tokenward.store.base import (
     RefreshToken,
     RotateOutcome,
     RotateResult,
-    User,
 )
+from tokenward.store.sql_accounts import user_record
 from tokenward.store.tables import audit_events, families, refresh_tokens, users
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
     "revoke_user_families",
     "rotate",
     "start_family",
-    "user_record",
 ]
 
 ACTIVE = RefreshState.ACTIVE.value
@@ -135,10 +134,6 @@ def get_session(conn: sa.Connection, token_hash: str) -> RefreshSession | None:
 
 def _columns(table: sa.Table, values: Sequence[Any]) -> dict[str, Any]:
     return dict(zip(_COLUMNS[table.name], values, strict=True))
-
-
-def user_record(values: Mapping[str, Any]) -> User:
-    return User(**{**values, "roles": tuple(values["roles"])})
 
 
 def rotate(

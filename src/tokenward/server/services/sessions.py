@@ -10,17 +10,20 @@ a token is bound to its client and may only narrow its scope (rule 5, RFC 6749 Â
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from tokenward.errors import OAuthError
 from tokenward.server.audit import RequestInfo
 from tokenward.server.context import AppContext
 from tokenward.server.services.revocations import Revocations
-from tokenward.server.services.tokens import AccessToken, AccessTokens
+from tokenward.server.services.tokens import (
+    AccessToken,
+    AccessTokens,
+    TokenPair,
+    hash_refresh_token,
+)
 from tokenward.store.base import (
     AuditEvent,
     Family,
@@ -42,21 +45,6 @@ _END_EVENTS = {
     "admin": "session.revoked",
 }
 _INVALID = "the refresh token is invalid, expired or revoked"
-
-
-@dataclass(frozen=True)
-class TokenPair:
-    access_token: str = field(repr=False)
-    refresh_token: str = field(repr=False)
-    expires_in: int
-    family_id: str
-    scope: str
-    token_type: str = "Bearer"
-
-
-def hash_refresh_token(token: str) -> str:
-    """The only form in which a refresh token is stored."""
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _invalid_grant() -> OAuthError:
@@ -117,13 +105,8 @@ class Sessions:
         granted = _narrowed(presented.scope, scope)
         family, user = self._live_family(session, now)
         access = self._tokens.mint(user, client_id=client_id, scope=granted, session_id=family.id)
-        token, child = self._member(
-            family,
-            access,
-            generation=presented.generation + 1,
-            parent=presented.token_hash,
-            now=now,
-        )
+        generation, parent = presented.generation + 1, presented.token_hash
+        token, child = self._member(family, access, generation=generation, parent=parent, now=now)
         idle = self._idle_deadline(now, family.expires_at)
         audit = self._rotated_event(family, user, child, request, grace=False)
         result = await self.ctx.store.rotate_refresh(
@@ -134,11 +117,8 @@ class Sessions:
             self.ctx.audit.log(audit)  # stored with the rotation, logged once it committed
             return self._pair(access, token, family.id)
         if result.outcome is RotateOutcome.REUSED and result.token is not None:
-            if await self._grace(result.token, child, now, idle):
-                self.ctx.metrics.refreshes.labels(result="grace").inc()
-                grace = self._rotated_event(family, user, child, request, grace=True)
-                self.ctx.audit.log(grace)
-                await self.ctx.store.add_audit(grace)
+            grace = self._rotated_event(family, user, child, request, grace=True)
+            if await self._grace(result.token, child, now, idle, audit=grace):
                 return self._pair(access, token, family.id)
             await self._reuse_detected(result.token, user, request)
         raise self._refused("invalid")
@@ -158,7 +138,13 @@ class Sessions:
         return family, user
 
     async def _grace(
-        self, presented: RefreshToken, child: RefreshToken, now: float, idle: float
+        self,
+        presented: RefreshToken,
+        child: RefreshToken,
+        now: float,
+        idle: float,
+        *,
+        audit: AuditEvent,
     ) -> bool:
         """Rule 3's grace window: only the immediate parent of the active token, once, briefly.
 
@@ -176,6 +162,8 @@ class Sessions:
             return False
         if replaced.access_jti:
             await self._revocations.deny(replaced.access_jti, replaced.access_exp)
+        self.ctx.metrics.refreshes.labels(result="grace").inc()
+        await self.ctx.audit.record(audit)
         return True
 
     async def _reuse_detected(

@@ -9,6 +9,7 @@ returned with the token so the caller can record them (a family revoke denies th
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass, field
 
 import orjson
@@ -16,7 +17,7 @@ import orjson
 from tokenward.server.context import AppContext
 from tokenward.store.base import User
 
-__all__ = ["AccessToken", "AccessTokens"]
+__all__ = ["AccessToken", "AccessTokens", "TokenPair", "hash_refresh_token"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,23 @@ class AccessToken:
     jti: str
     exp: float
     scope: str
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    """What a login or refresh answers: the access token and the rotated refresh token."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    expires_in: int
+    family_id: str
+    scope: str
+    token_type: str = "Bearer"
+
+
+def hash_refresh_token(token: str) -> str:
+    """The only form in which a refresh token is stored (SECURITY.md refresh rule 1)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _payload(token: str) -> dict[str, object]:
