@@ -37,6 +37,7 @@ import httpx
 
 from tokenward.clock import Clock, system_clock
 from tokenward.revocation import RevocationView
+from tokenward.sdk.feed_runner import FeedRunner
 from tokenward.sdk.feed_sources import (
     FeedError,
     HTTPSource,
@@ -55,7 +56,7 @@ _POLICIES = ("fail_closed", "fail_open", "reject_all")
 MAX_PAGES = 1000  # per catch-up; a feed that never ends a page is not followed forever
 
 
-class RevocationFeed:
+class RevocationFeed(FeedRunner):
     """Applies the issuer's revocation events to ``view``; see the module docs."""
 
     def __init__(
@@ -272,51 +273,3 @@ class RevocationFeed:
         while True:
             self.check()
             await asyncio.sleep(min(1.0, self.stale_after / 4))
-
-    # -- running it ------------------------------------------------------------------------
-    def start(self) -> asyncio.Task[None]:
-        """Run as a task of the current event loop (stop with :meth:`aclose`)."""
-        self._task = asyncio.get_running_loop().create_task(self.run(), name="tokenward-feed")
-        return self._task
-
-    async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self.http_source is not None:
-            await self.http_source.aclose()
-
-    def start_thread(self, *, ready_timeout: float | None = 10.0) -> threading.Thread:
-        """Run in a daemon thread with its own event loop (sync verifiers); waits up to
-        ``ready_timeout`` seconds for the first contact (the staleness policy covers the
-        rest). Stop with :meth:`stop`."""
-        started = threading.Event()
-
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            task = self.start()
-            started.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            if self.http_source is not None:
-                await self.http_source.aclose()
-
-        self._thread = threading.Thread(
-            target=asyncio.run, args=(main(),), name="tokenward-revocation-feed", daemon=True
-        )
-        self._thread.start()
-        started.wait(5.0)
-        if ready_timeout:
-            self.ready.wait(ready_timeout)
-        return self._thread
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the thread started by :meth:`start_thread`."""
-        if self._loop is not None and self._task is not None:
-            with contextlib.suppress(RuntimeError):  # its loop has already ended
-                self._loop.call_soon_threadsafe(self._task.cancel)
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
