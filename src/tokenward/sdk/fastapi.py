@@ -36,6 +36,7 @@ from tokenward.errors import AccessDenied, InvalidToken
 from tokenward.sdk.asgi import authorization_header
 from tokenward.sdk.guard import AUTH_ERRORS, Guard, TokenVerifier
 from tokenward.sdk.principal import Principal, PrincipalFactory, requirement
+from tokenward.sdk.starlette import state_value
 
 __all__ = ["DESCRIPTION", "SCHEME", "install", "optional", "require"]
 
@@ -65,15 +66,7 @@ def install(
 
 
 def _guard(conn: HTTPConnection) -> Guard:
-    state = conn.app.state
-    try:
-        # Starlette's State keeps its attributes in ``_state``. Reading them there skips
-        # State.__getattr__, which is reached only through an AttributeError raised and
-        # caught per request: ~4 % of a protected request's cost (bench/middleware_overhead.py
-        # conditions). Any other kind of state takes the public path below.
-        guard = state._state["tokenward"]
-    except (AttributeError, KeyError, TypeError):
-        guard = getattr(state, "tokenward", None)
+    guard = state_value(conn.app.state, "tokenward")
     if not isinstance(guard, Guard):
         raise RuntimeError("call tokenward.sdk.fastapi.install(app, verifier) first")
     return guard

@@ -25,12 +25,33 @@ import orjson
 from tokenward.errors import AccessDenied, InvalidToken, MalformedToken
 from tokenward.sdk.principal import ANY, Principal, PrincipalFactory, Requirement
 
-__all__ = ["AUTH_ERRORS", "PROBLEM_JSON", "Failure", "Guard", "TokenVerifier", "bearer_token"]
+__all__ = [
+    "AUTH_ERRORS",
+    "PROBLEM_JSON",
+    "Failure",
+    "Guard",
+    "TokenVerifier",
+    "bearer_token",
+    "problem_document",
+]
 
 log = logging.getLogger("tokenward.sdk")
 
 PROBLEM_JSON = "application/problem+json"  # RFC 9457 §3
 AUTH_ERRORS = (InvalidToken, AccessDenied)
+
+
+def problem_document(status: int, error: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """The RFC 9457 body every HTTP refusal of tokenward carries (server and SDK alike),
+    with the RFC 6749 / 6750 ``error`` code as an extension member (RFC 9457 §3.2)."""
+    return {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "error": error,
+        **extra,
+    }
 
 
 class TokenVerifier(Protocol):
@@ -139,12 +160,6 @@ class Guard:
                 detail = "authentication required"
         else:
             status, detail = 403, exc.detail
-        problem = {
-            "type": "about:blank",
-            "title": HTTPStatus(status).phrase,
-            "status": status,
-            "detail": detail,
-            "error": error,
-        }
+        problem = problem_document(status, error, detail)
         headers = (("www-authenticate", self.challenge(exc)), ("content-type", PROBLEM_JSON))
         return Failure(status, headers, problem)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from tokenward.errors import AccessDenied, InvalidToken
+from tokenward.sdk.starlette import state_value
 from tokenward.server.audit import RequestInfo
 from tokenward.server.context import AppContext
 
@@ -39,13 +40,9 @@ class Principal:
 
 
 def get_ctx(request: Request) -> AppContext:
-    state = request.app.state
-    try:
-        # Starlette's State keeps attributes in ``_state``; its __getattr__ is reached only
-        # through an AttributeError raised and caught, on every request (sdk/fastapi.py).
-        ctx: AppContext = state._state["ctx"]
-    except (AttributeError, KeyError, TypeError):
-        ctx = state.ctx
+    # state_value: no AttributeError raised and caught per request; absent, the plain
+    # attribute read raises as before
+    ctx: AppContext = state_value(request.app.state, "ctx") or request.app.state.ctx
     return ctx
 
 

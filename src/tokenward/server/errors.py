@@ -10,7 +10,6 @@ with a bare 500.
 from __future__ import annotations
 
 import logging
-from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,6 +25,7 @@ from tokenward.errors import (
     StoreUnavailable,
     TokenwardError,
 )
+from tokenward.sdk.guard import problem_document
 
 __all__ = ["install_error_handlers", "problem"]
 
@@ -41,14 +41,7 @@ def problem(
     status: int, error: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
     """RFC 9457 problem details."""
-    body = {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "error": error,
-        **extra,
-    }
+    body = problem_document(status, error, detail, **extra)
     return JSONResponse(body, status, headers=headers, media_type="application/problem+json")
 
 

@@ -89,18 +89,18 @@ class AsyncRunner(_Named):
         await self._engine.dispose()
 
 
-class _Lane:
-    """One thread and the connection it keeps open for its whole life (the reads)."""
+class _Reader:
+    """The reader thread and the connection it keeps open for its whole life."""
 
-    def __init__(self, engine: Engine, name: str, *, write: bool) -> None:
-        self._engine, self._write = engine, write
+    def __init__(self, engine: Engine, name: str) -> None:
+        self._engine = engine
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._local = threading.local()
 
     def _connection(self) -> Connection:
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed or conn.invalidated:
-            conn = self._engine.connect().execution_options(**{WRITE: self._write})
+            conn = self._engine.connect()  # not WRITE: its transactions begin deferred
             self._local.conn = conn
         return conn
 
@@ -220,7 +220,7 @@ class ThreadRunner(_Named):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._writer = _GroupWriter(engine, "tokenward-sql-write")
-        self._reader = _Lane(engine, "tokenward-sql-read", write=False)
+        self._reader = _Reader(engine, "tokenward-sql-read")
 
     async def read(self, fn: Work[T]) -> T:
         return await self._reader.run(fn)

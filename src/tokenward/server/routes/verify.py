@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from http import HTTPStatus
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote
 
@@ -40,6 +39,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tokenward.errors import InvalidToken
+from tokenward.sdk.guard import problem_document
 from tokenward.server.context import AppContext
 
 __all__ = [
@@ -77,15 +77,8 @@ class Answer(NamedTuple):
 
 
 def _problem(status: int, error: str, detail: str) -> bytes:
-    """The body server/errors.py ``problem()`` would render (RFC 9457 §3)."""
-    doc = {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "error": error,
-    }
-    return orjson.dumps(doc)
+    """The body server/errors.py ``problem()`` renders (RFC 9457 §3), as bytes."""
+    return orjson.dumps(problem_document(status, error, detail))
 
 
 def _refusal(status: int, challenge: str | None, body: bytes) -> Answer:
