@@ -33,7 +33,7 @@ from fastapi.routing import APIRoute
 from starlette.requests import HTTPConnection
 
 from tokenward.errors import AccessDenied, InvalidToken
-from tokenward.sdk.asgi import authorization_header
+from tokenward.sdk.asgi import raw_authorization
 from tokenward.sdk.guard import AUTH_ERRORS, Guard, TokenVerifier
 from tokenward.sdk.principal import Principal, PrincipalFactory, requirement
 from tokenward.sdk.starlette import state_value
@@ -66,7 +66,7 @@ def install(
 
 
 def _guard(conn: HTTPConnection) -> Guard:
-    guard = state_value(conn.app.state, "tokenward")
+    guard = state_value(conn.scope["app"].state, "tokenward")
     if not isinstance(guard, Guard):
         raise RuntimeError("call tokenward.sdk.fastapi.install(app, verifier) first")
     return guard
@@ -89,7 +89,7 @@ def require(
 
     async def tokenward_principal(conn: HTTPConnection) -> Principal:
         guard = _guard(conn)
-        return guard.authorize(guard.authenticate(authorization_header(conn.scope)), need)
+        return guard.authorize(guard.authenticate(raw_authorization(conn.scope)), need)
 
     setattr(tokenward_principal, _MARK, need.scopes)
     return tokenward_principal
@@ -99,7 +99,7 @@ def optional() -> Callable[..., Awaitable[Principal | None]]:
     """A dependency yielding the caller or None; a refused token is still a 401."""
 
     async def tokenward_optional_principal(conn: HTTPConnection) -> Principal | None:
-        return _guard(conn).authenticate(authorization_header(conn.scope))
+        return _guard(conn).authenticate(raw_authorization(conn.scope))
 
     setattr(tokenward_optional_principal, _MARK, None)
     return tokenward_optional_principal
