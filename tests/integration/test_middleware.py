@@ -20,7 +20,7 @@ from tokenward.server.middleware import STRICT_CSP
 from tokenward.server.services.accounts import Accounts
 from tokenward.server.settings import Settings
 
-from .conftest import ISSUER, PASSWORD
+from .conftest import ISSUER, PASSWORD, http_scope
 
 pytestmark = pytest.mark.anyio
 
@@ -184,20 +184,7 @@ async def test_a_malformed_content_length_is_400(app: FastAPI) -> None:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "https",
-        "path": "/api/v1/login",
-        "raw_path": b"/api/v1/login",
-        "query_string": b"",
-        "root_path": "",
-        "client": ("203.0.113.7", 1),
-        "server": ("auth.example", 443),
-        "headers": [(b"host", b"auth.example"), (b"content-length", b"2, 99999999")],
-    }
+    scope = http_scope("POST", "/api/v1/login", [(b"content-length", b"2, 99999999")])
     await app(scope, receive, send)
     assert sent[0]["status"] == 400
     assert (b"content-type", b"application/problem+json") in sent[0]["headers"]

@@ -27,7 +27,12 @@ from tokenward.errors import (
 )
 from tokenward.sdk.guard import problem_document
 
-__all__ = ["install_error_handlers", "problem"]
+__all__ = [
+    "error_response",
+    "install_error_handlers",
+    "problem",
+    "unexpected_response",
+]
 
 log = logging.getLogger("tokenward.server")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -72,8 +77,11 @@ def _headers_for(exc: TokenwardError) -> dict[str, str]:
     return {}
 
 
-async def _tokenward_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, TokenwardError)
+def error_response(exc: TokenwardError, *, oauth: bool) -> JSONResponse:
+    """The response for a TokenwardError; ``oauth``: the request was to /oauth2/*.
+
+    Also called directly by the plain-ASGI refresh path (routes/refresh.py), which answers
+    ahead of the exception handlers."""
     if not exc.expose:
         log.error("unexposed error %s: %s", type(exc).__name__, exc.code)
         return problem(500, "server_error", "internal error")
@@ -81,9 +89,14 @@ async def _tokenward_error(request: Request, exc: Exception) -> Response:
     detail = "the access token is invalid" if isinstance(exc, InvalidToken) else exc.detail
     if exc.code == "missing_token":
         detail = "authentication required"
-    if _is_oauth(request) and not isinstance(exc, InvalidToken):
+    if oauth and not isinstance(exc, InvalidToken):
         return oauth_error(exc.status, exc.error, detail, _headers_for(exc))
     return problem(exc.status, exc.error, detail, _headers_for(exc))
+
+
+async def _tokenward_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TokenwardError)
+    return error_response(exc, oauth=_is_oauth(request))
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -115,9 +128,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return problem(status, error, str(exc.detail), dict(exc.headers or {}))
 
 
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+def unexpected_response(method: str, path: str) -> JSONResponse:
+    """A bare 500 for an unexpected exception, logged with its traceback (call it from the
+    ``except`` block); the client learns nothing of it."""
+    log.exception("unhandled error on %s %s", method, path)
     return problem(500, "server_error", "internal error")
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    return unexpected_response(request.method, request.url.path)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -21,7 +21,7 @@ from tokenward.server.services.accounts import Accounts
 from tokenward.server.services.revocations import Revocations
 from tokenward.server.services.sessions import Sessions, TokenPair
 
-__all__ = ["router"]
+__all__ = ["NO_STORE", "REFRESH_TOKEN_MAX", "TokenResponse", "router", "token_body"]
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 LOGIN_SCOPE = ""  # first-party sessions: roles, not scopes, decide what the caller may do
@@ -41,9 +41,12 @@ class LoginBody(_Body):
     )
 
 
+REFRESH_TOKEN_MAX = 4096  # characters of a refresh token in a body (ours have 43)
+
+
 class RefreshBody(_Body):
     refresh_token: str | None = Field(
-        default=None, min_length=1, max_length=4096, description="omit in cookie mode"
+        default=None, min_length=1, max_length=REFRESH_TOKEN_MAX, description="omit in cookie mode"
     )
 
 
@@ -80,6 +83,11 @@ def _tokens(
         cookies.set_session_cookies(response, ctx.settings, pair.refresh_token)
     elif cookie:
         cookies.set_refresh_cookie(response, ctx.settings, pair.refresh_token)
+    return token_body(pair, cookie=cookie)
+
+
+def token_body(pair: TokenPair, *, cookie: bool) -> TokenResponse:
+    """RFC 6749 §5.1's JSON; in cookie mode the refresh token is not in it."""
     return TokenResponse(
         access_token=pair.access_token,
         token_type="Bearer",

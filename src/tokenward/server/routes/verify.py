@@ -52,6 +52,7 @@ __all__ = [
     "header_item",
     "header_value",
     "required_scopes",
+    "route_path",
     "router",
 ]
 
@@ -244,7 +245,7 @@ class VerifyEndpoint:
 router.routes.append(Route(VERIFY_PATH, VerifyEndpoint(), methods=["GET"], name="verify"))
 
 
-def _route_path(scope: Scope) -> str:
+def route_path(scope: Scope) -> str:
     """The path the router would match (without a ``root_path`` prefix, ASGI 3)."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
@@ -265,7 +266,7 @@ class FastPath:
         self.endpoint = VerifyEndpoint()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _route_path(scope) == VERIFY_PATH:
+        if scope["type"] == "http" and route_path(scope) == VERIFY_PATH:
             scope["endpoint"] = self.endpoint  # the latency metric's route label
             await self.endpoint(scope, receive, send)
         else:
