@@ -68,8 +68,19 @@ def _prepare_sqlite(engine: Engine) -> None:
         # transactional too. A writer takes the write lock up front (IMMEDIATE): a
         # deferred transaction that reads and then writes could find its snapshot stale
         # and fail with SQLITE_BUSY at once, which busy_timeout does not retry.
+        # Straight on the driver: through exec_driver_sql a BEGIN cost more than the
+        # statements of a rotation (sql_prepared.py). pysqlite raises its own errors here,
+        # which the runner's callers see as they would a failed BEGIN anywhere.
         write = connection.get_execution_options().get(WRITE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        _raw(connection, "BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _raw(connection: Connection, sql: str) -> None:
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql)
+    finally:
+        cursor.close()
 
 
 def _use_wal(cursor: Any) -> None:

@@ -29,6 +29,7 @@ from tokenward.store.base import (
     RotateResult,
 )
 from tokenward.store.sql_accounts import user_record
+from tokenward.store.sql_prepared import Prepared
 from tokenward.store.tables import audit_events, families, refresh_tokens, users
 
 __all__ = [
@@ -47,29 +48,32 @@ ACTIVE = RefreshState.ACTIVE.value
 _T = refresh_tokens.c
 _F = families.c
 
-# The refresh path's statements, built once: building and cache-keying a statement per
-# call costs 3-5x its execution on SQLite (docs/benchmarks.md, refresh profile).
-_GET_TOKEN = sa.select(refresh_tokens).where(_T.token_hash == sa.bindparam("h"))
-_GET_SESSION = (
+# The refresh path's statements, built once and run through Prepared (sql_prepared.py):
+# building, cache-keying and executing a statement through Connection.execute costs
+# several times its execution on SQLite (docs/benchmarks.md, refresh profile).
+_GET_TOKEN = Prepared(sa.select(refresh_tokens).where(_T.token_hash == sa.bindparam("h")))
+_GET_SESSION = Prepared(
     sa.select(refresh_tokens, families, users)
     .select_from(refresh_tokens)
     .outerjoin(families, _F.id == _T.family_id)  # outer: the family or user may be gone
     .outerjoin(users, users.c.id == _T.user_id)
     .where(_T.token_hash == sa.bindparam("h"))
 )
-_MARK_USED = (
+_MARK_USED = Prepared(
     sa.update(refresh_tokens)
     .where(_T.token_hash == sa.bindparam("h"), _T.state == ACTIVE)
     .values(state=RefreshState.USED.value, used_at=sa.bindparam("now"))
 )
-_TOUCH = (
+_TOUCH = Prepared(
     sa.update(families)
     .where(_F.id == sa.bindparam("fid"))
     .values(last_used_at=sa.bindparam("now"), idle_expires_at=sa.bindparam("idle"))
 )
 _LOCK_FAMILY = sa.select(_F.id).where(_F.id == sa.bindparam("fid")).with_for_update()
-_INSERT_TOKEN = sa.insert(refresh_tokens)
-_INSERT_AUDIT = sa.insert(audit_events)
+_INSERT_TOKEN = Prepared(sa.insert(refresh_tokens), keys=refresh_tokens.c.keys())
+_INSERT_AUDIT = Prepared(
+    sa.insert(audit_events), keys=[c.key for c in audit_events.c if c.key != "seq"]
+)
 _COLUMNS = {t.name: tuple(t.c.keys()) for t in (refresh_tokens, families, users)}
 
 # Whether the engine takes row locks (FOR UPDATE). SQLite's writers never overlap, and it
@@ -113,13 +117,13 @@ def list_families(conn: sa.Connection, user_id: str, *, active_only: bool) -> Se
 
 
 def get_refresh(conn: sa.Connection, token_hash: str) -> RefreshToken | None:
-    row = conn.execute(_GET_TOKEN, {"h": token_hash}).first()
-    return None if row is None else _token(row)
+    row = _GET_TOKEN.first(conn, {"h": token_hash})
+    return None if row is None else _token(_columns(refresh_tokens, row))
 
 
 def get_session(conn: sa.Connection, token_hash: str) -> RefreshSession | None:
     # one statement: the token, its family and its user
-    row = conn.execute(_GET_SESSION, {"h": token_hash}).first()
+    row = _GET_SESSION.first(conn, {"h": token_hash})
     if row is None:
         return None
     # the columns come in table order; ids are the first column of each (None: no row)
@@ -151,15 +155,14 @@ def rotate(
     if before.state is not RefreshState.ACTIVE:
         return RotateResult(RotateOutcome.REUSED, before)
     _lock_families(conn, [before.family_id])
-    won = conn.execute(_MARK_USED, {"h": token_hash, "now": now})
-    if won.rowcount != 1:
+    if _MARK_USED.rowcount(conn, {"h": token_hash, "now": now}) != 1:
         # Lost the race after our read: report the token as the winner left it (used,
         # with its used_at), which is what reuse detection and the grace window judge.
         return RotateResult(RotateOutcome.REUSED, get_refresh(conn, token_hash))
-    conn.execute(_INSERT_TOKEN, _token_row(child))
+    _INSERT_TOKEN.rowcount(conn, _token_row(child))
     _touch(conn, before.family_id, now, idle_expires_at)
     if audit is not None:
-        conn.execute(_INSERT_AUDIT, audit)
+        _INSERT_AUDIT.rowcount(conn, audit)
     return RotateResult(RotateOutcome.ROTATED, before)
 
 
@@ -251,4 +254,4 @@ def _revoke_tokens(conn: sa.Connection, family_ids: Sequence[str]) -> list[tuple
 
 
 def _touch(conn: sa.Connection, family_id: str, now: float, idle_expires_at: float) -> None:
-    conn.execute(_TOUCH, {"fid": family_id, "now": now, "idle": idle_expires_at})
+    _TOUCH.rowcount(conn, {"fid": family_id, "now": now, "idle": idle_expires_at})
