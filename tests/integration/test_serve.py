@@ -8,6 +8,7 @@ is shared with test_restart.py. The admin bootstrap is also tested in process.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -228,6 +229,20 @@ async def test_bootstrap_leaves_a_store_with_users_alone(ctx: AppContext) -> Non
 
 # -- real processes ------------------------------------------------------------------------
 @pytest.mark.slow  # a real process
+def assert_audit_line(server: ServerProcess, event: str, **fields: str) -> None:
+    """The audit trail reaches the process's output: one JSON object per line."""
+    deadline = time.monotonic() + STOP_TIMEOUT  # the line is written after the response
+    while time.monotonic() < deadline:
+        for line in list(server.lines):
+            if line.startswith("{") and json.loads(line).get("event") == event:
+                record = json.loads(line)
+                assert {k: record.get(k) for k in fields} == fields, record
+                assert "timestamp" in record and "password" not in line
+                return
+        time.sleep(0.05)
+    pytest.fail(f"no {event} audit line in:\n{server.output}")
+
+
 def test_serve_from_nothing_then_restart_with_the_same_state(
     tmp_path: Path, data_dir: Path, port: int
 ) -> None:
@@ -243,6 +258,7 @@ def test_serve_from_nothing_then_restart_with_the_same_state(
         tokens = login(first.base, "admin", password)
         claims = verify_both_ways(first.base, tokens["access_token"])
         assert claims["roles"] == ["admin"] and claims["iss"] == first.base
+        assert_audit_line(first, "login.succeeded", username="admin", level="info")
         keys_before = kids(first.base)
         check_http_hardening(first.base)
         first.stop_gracefully()

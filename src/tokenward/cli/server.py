@@ -11,6 +11,7 @@ each problem named on one line.
 from __future__ import annotations
 
 import asyncio
+import copy
 import enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -108,7 +109,31 @@ def _run(settings: Settings) -> None:
         access_log=settings.access_log,
         timeout_graceful_shutdown=10,
         log_level="info",
+        log_config=log_config(),
     )
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging plus tokenward's: the audit trail as JSON lines (one event per
+    line, nothing around it) and the server's own warnings and errors, on stderr."""
+    from uvicorn.config import LOGGING_CONFIG  # noqa: PLC0415
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["tokenward.audit"] = {"format": "%(message)s"}
+    config["formatters"]["tokenward"] = {"format": "%(levelname)s:     %(name)s: %(message)s"}
+    for name in ("tokenward.audit", "tokenward"):
+        config["handlers"][name] = {
+            "class": "logging.StreamHandler",
+            "formatter": name,
+            "stream": "ext://sys.stderr",
+        }
+    config["loggers"]["tokenward"] = {"handlers": ["tokenward"], "level": "INFO"}
+    config["loggers"]["tokenward.audit"] = {
+        "handlers": ["tokenward.audit"],
+        "level": "INFO",
+        "propagate": False,
+    }
+    return config
 
 
 @handled

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import structlog
 
 from tokenward.clock import Clock
@@ -36,14 +37,25 @@ def redact(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _json(value: Any, **_options: Any) -> str:
+    # orjson: the audit line is written on every refresh, and the stdlib encoder was a
+    # visible share of one (py-spy); anything it cannot encode is written as its repr
+    return orjson.dumps(value, default=repr).decode()
+
+
 def make_logger() -> Any:
-    """A JSON audit logger on stdlib logging, without touching structlog's global config."""
+    """A JSON audit logger on stdlib logging, without touching structlog's global config.
+
+    Events the ``tokenward.audit`` logger would drop (its level) are dropped first, not
+    rendered and then thrown away. ``tokenward serve`` writes them to stderr (cli/server.py).
+    """
     return structlog.wrap_logger(
         logging.getLogger("tokenward.audit"),
         processors=[
+            structlog.stdlib.filter_by_level,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.JSONRenderer(),
+            structlog.processors.JSONRenderer(serializer=_json),
         ],
     )
 
