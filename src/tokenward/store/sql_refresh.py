@@ -14,7 +14,6 @@ ignores FOR UPDATE; its writers never overlap.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,7 +27,7 @@ from tokenward.store.base import (
     RotateOutcome,
     RotateResult,
 )
-from tokenward.store.sql_accounts import user_record
+from tokenward.store.sql_accounts import row_of, user_record
 from tokenward.store.sql_prepared import Prepared
 from tokenward.store.tables import audit_events, families, refresh_tokens, users
 
@@ -82,7 +81,7 @@ ROW_LOCKS = {"postgresql": True, "sqlite": False}
 
 
 def _token_row(token: RefreshToken) -> dict[str, Any]:
-    row = dataclasses.asdict(token)
+    row = row_of(token)
     row["state"] = token.state.value
     return row
 
@@ -98,7 +97,7 @@ def _family(row: sa.Row[Any]) -> Family:
 
 
 def start_family(conn: sa.Connection, family: Family, first: RefreshToken) -> None:
-    conn.execute(sa.insert(families).values(**dataclasses.asdict(family)))
+    conn.execute(sa.insert(families).values(**row_of(family)))
     conn.execute(sa.insert(refresh_tokens).values(**_token_row(first)))
 
 
