@@ -35,7 +35,7 @@ from tokenward.store.changes import check_first_token, user_changes
 from tokenward.store.migrations import upgrade
 from tokenward.store.sql_engine import open_engine
 from tokenward.store.sql_runner import Work
-from tokenward.store.tables import audit_events, clients, users
+from tokenward.store.tables import clients, users
 
 # A database that cannot be reached (refused, reset, timed out, pool exhausted): a 503 for
 # the client, never a 500 (issue 4: recovery without restart).
@@ -120,13 +120,10 @@ class SQLStore:
         )
 
     async def get_user(self, user_id: str) -> User | None:
-        return await self._one_user(_U.id == user_id)
+        return await self._read(partial(sql_accounts.select_user, "id", user_id))
 
     async def get_user_by_name(self, username: str) -> User | None:
-        return await self._one_user(_U.username == username)
-
-    async def _one_user(self, where: sa.ColumnElement[bool]) -> User | None:
-        return await self._read(partial(sql_accounts.select_user, where))
+        return await self._read(partial(sql_accounts.select_user, "username", username))
 
     async def list_users(self) -> Sequence[User]:
         query = sa.select(users).order_by(_U.username)
@@ -289,8 +286,8 @@ class SQLStore:
     # audit ---------------------------------------------------------------------------------
 
     async def add_audit(self, event: AuditEvent) -> None:
-        stmt = sa.insert(audit_events).values(**sql_accounts.audit_row(event))
-        await self._write(lambda conn: conn.execute(stmt), "audit event already exists")
+        row = sql_accounts.audit_row(event)
+        await self._write(partial(sql_accounts.insert_audit, row=row), "audit event already exists")
 
     async def list_audit(
         self, *, limit: int = 100, user_id: str | None = None, type: str | None = None

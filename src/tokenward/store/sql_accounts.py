@@ -10,13 +10,16 @@ import sqlalchemy as sa
 
 from tokenward.store.base import AuditEvent, Client, User
 from tokenward.store.changes import later_lock
+from tokenward.store.sql_prepared import Prepared
 from tokenward.store.tables import audit_events, users
 
 __all__ = [
     "audit_row",
     "client",
+    "insert_audit",
     "list_audit",
     "record_failure",
+    "row_of",
     "select_user",
     "user",
     "user_record",
@@ -55,15 +58,34 @@ def audit_row(event: AuditEvent) -> dict[str, Any]:
     return row_of(event)
 
 
+_INSERT_AUDIT = Prepared(
+    sa.insert(audit_events), keys=[c.key for c in audit_events.c if c.key != "seq"]
+)
+
+
+def insert_audit(conn: sa.Connection, row: Mapping[str, Any]) -> None:
+    """One audit row (``audit_row``), on its own or inside another write's transaction."""
+    _INSERT_AUDIT.rowcount(conn, row)
+
+
 def _audit(row: sa.Row[Any]) -> AuditEvent:
     values = dict(row._mapping)
     del values["seq"]
     return AuditEvent(**values)
 
 
-def select_user(where: sa.ColumnElement[bool], conn: sa.Connection) -> User | None:
-    row = conn.execute(sa.select(users).where(where)).first()
-    return None if row is None else user(row)
+# A user by id or by (canonical) name: on every login and token check, so prepared.
+_USER_BY = {
+    column: Prepared(sa.select(users).where(users.c[column] == sa.bindparam("v")))
+    for column in ("id", "username")
+}
+_USER_COLUMNS = tuple(users.c.keys())
+
+
+def select_user(column: str, value: str, conn: sa.Connection) -> User | None:
+    """The user whose ``column`` ("id" or "username") is ``value``."""
+    row = _USER_BY[column].first(conn, {"v": value})
+    return None if row is None else user_record(dict(zip(_USER_COLUMNS, row, strict=True)))
 
 
 _COUNT_FAILURE = (

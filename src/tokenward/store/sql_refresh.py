@@ -27,9 +27,9 @@ from tokenward.store.base import (
     RotateOutcome,
     RotateResult,
 )
-from tokenward.store.sql_accounts import row_of, user_record
+from tokenward.store.sql_accounts import insert_audit, row_of, user_record
 from tokenward.store.sql_prepared import Prepared
-from tokenward.store.tables import audit_events, families, refresh_tokens, users
+from tokenward.store.tables import families, refresh_tokens, users
 
 __all__ = [
     "get_family",
@@ -70,9 +70,7 @@ _TOUCH = Prepared(
 )
 _LOCK_FAMILY = sa.select(_F.id).where(_F.id == sa.bindparam("fid")).with_for_update()
 _INSERT_TOKEN = Prepared(sa.insert(refresh_tokens), keys=refresh_tokens.c.keys())
-_INSERT_AUDIT = Prepared(
-    sa.insert(audit_events), keys=[c.key for c in audit_events.c if c.key != "seq"]
-)
+_INSERT_FAMILY = Prepared(sa.insert(families), keys=families.c.keys())
 _COLUMNS = {t.name: tuple(t.c.keys()) for t in (refresh_tokens, families, users)}
 
 # Whether the engine takes row locks (FOR UPDATE). SQLite's writers never overlap, and it
@@ -97,8 +95,8 @@ def _family(row: sa.Row[Any]) -> Family:
 
 
 def start_family(conn: sa.Connection, family: Family, first: RefreshToken) -> None:
-    conn.execute(sa.insert(families).values(**row_of(family)))
-    conn.execute(sa.insert(refresh_tokens).values(**_token_row(first)))
+    _INSERT_FAMILY.rowcount(conn, row_of(family))
+    _INSERT_TOKEN.rowcount(conn, _token_row(first))
 
 
 def get_family(conn: sa.Connection, family_id: str) -> Family | None:
@@ -161,7 +159,7 @@ def rotate(
     _INSERT_TOKEN.rowcount(conn, _token_row(child))
     _touch(conn, before.family_id, now, idle_expires_at)
     if audit is not None:
-        _INSERT_AUDIT.rowcount(conn, audit)
+        insert_audit(conn, audit)
     return RotateResult(RotateOutcome.ROTATED, before)
 
 
