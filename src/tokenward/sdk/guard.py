@@ -14,6 +14,7 @@ the same for every cause (SECURITY.md R21). Missing rights are a 403 with
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections import OrderedDict
@@ -160,7 +161,9 @@ class Guard:
         principal = self.principal_factory(MappingProxyType(claims))
         if self._known_size and authorization:
             if len(self._known) >= self._known_size:
-                self._known.popitem(last=False)  # oldest first
+                # oldest first; threads of a WSGI server may race to evict the same one
+                with contextlib.suppress(KeyError):
+                    self._known.popitem(last=False)
             self._known[authorization] = (token, principal)
         return principal
 
