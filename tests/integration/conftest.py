@@ -43,6 +43,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "login_rate_per_ip": "1000/minute",
             "login_rate_per_account": "1000/minute",
             "token_rate_per_ip": "1000/minute",
+            "token_rate_per_account": "1000/minute",
         }
         base.update(over)
         return Settings(**base)

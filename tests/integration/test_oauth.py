@@ -21,6 +21,7 @@ from tokenward.errors import BadRequest, Conflict
 from tokenward.server.app import create_app
 from tokenward.server.audit import RequestInfo
 from tokenward.server.context import AppContext
+from tokenward.server.ratelimit import Limiter
 from tokenward.server.services.accounts import Accounts
 from tokenward.server.services.clients import Clients
 from tokenward.server.services.sessions import Sessions, TokenPair
@@ -642,3 +643,16 @@ async def test_secrets_never_reach_the_audit_log(
     assert stored is not None and stored.secret_hash is not None
     assert stored.secret_hash.startswith("$argon2id$")
     assert clients.secrets["svc"] not in stored.secret_hash
+
+
+async def test_client_credentials_are_rate_limited_per_client(
+    client: httpx.AsyncClient, ctx: AppContext, clients: Registered
+) -> None:
+    ctx.limiter = Limiter({"token:ip": "1000/minute", "token:account": "2/minute"})
+    form = {"grant_type": "client_credentials", "scope": "read"}
+    codes = [(await post(client, "token", form, clients.auth("svc"))).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    limited = await post(client, "token", form, clients.auth("svc"))
+    assert int(limited.headers["retry-after"]) >= 1
+    # another client has its own budget
+    assert (await post(client, "token", form, clients.auth("other"))).status_code == 200

@@ -14,6 +14,7 @@ from tokenward import FrozenClock
 from tokenward.errors import OAuthError
 from tokenward.server.audit import RequestInfo
 from tokenward.server.context import AppContext
+from tokenward.server.ratelimit import Limiter
 from tokenward.server.services.accounts import Accounts
 from tokenward.server.services.sessions import Sessions, hash_refresh_token
 from tokenward.server.settings import Settings
@@ -277,3 +278,31 @@ async def test_non_json_refresh_bodies_are_400(client: httpx.AsyncClient, conten
     )
     assert response.status_code == 400, response.text
     assert response.headers["content-type"] == "application/problem+json"
+
+
+# -- per-account rate limit (SECURITY.md "Accounts") ------------------------------------------
+async def test_refreshes_are_rate_limited_per_user_without_spending_the_token(
+    client: httpx.AsyncClient, ctx: AppContext, alice: User
+) -> None:
+    ctx.limiter = Limiter(
+        {
+            "login:ip": "1000/minute",
+            "login:account": "1000/minute",
+            "token:ip": "1000/minute",
+            "token:account": "2/minute",
+        }
+    )
+    token = (await login(client))["refresh_token"]
+    for _ in range(2):
+        response = await refresh(client, token)
+        assert response.status_code == 200, response.text
+        token = response.json()["refresh_token"]
+    limited = await refresh(client, token)
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    # another user has a budget of their own
+    await Accounts(ctx).create("bob", PASSWORD)
+    bob = await client.post("/api/v1/login", json={"username": "bob", "password": PASSWORD})
+    assert (await refresh(client, bob.json()["refresh_token"])).status_code == 200
+    # the refused request did not rotate: the same token works once the window has room
+    ctx.limiter.reset()
+    assert (await refresh(client, token)).status_code == 200

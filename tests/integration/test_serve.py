@@ -56,6 +56,7 @@ def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         TOKENWARD_LOGIN_RATE_PER_IP="10000/minute",
         TOKENWARD_LOGIN_RATE_PER_ACCOUNT="10000/minute",
         TOKENWARD_TOKEN_RATE_PER_IP="100000/minute",
+        TOKENWARD_TOKEN_RATE_PER_ACCOUNT="100000/minute",
         **extra,
     )
     return env

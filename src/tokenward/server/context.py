@@ -48,6 +48,7 @@ def _limiter(settings: Settings) -> Limiter:
         "login:ip": settings.login_rate_per_ip,
         "login:account": settings.login_rate_per_account,
         "token:ip": settings.token_rate_per_ip,
+        "token:account": settings.token_rate_per_account,
     }
     # counters in Redis are shared by every node (SECURITY.md "Accounts": per IP and account)
     return Limiter(limits, settings.redis_url, key_prefix=f"{settings.redis_prefix}:limits")

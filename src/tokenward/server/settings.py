@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     login_rate_per_ip: str = "20/minute"
     login_rate_per_account: str = "10/minute"
     token_rate_per_ip: str = "60/minute"
+    # per account on the token endpoints: refreshes per user (every device of the user
+    # together), client_credentials grants per client
+    token_rate_per_account: str = "60/minute"
     lockout_threshold: int = Field(default=5, ge=1)
     lockout_base_seconds: float = Field(default=30, gt=0)
     lockout_max_seconds: float = Field(default=3600, gt=0)

@@ -127,6 +127,7 @@ async def client_credentials(
     """RFC 6749 §4.4: a token for the client itself; no refresh token (§4.4.3)."""
     if client.secret_hash is None:
         raise OAuthError("unauthorized_client", "client_credentials needs a confidential client")
+    ctx.limiter.hit("token:account", f"client:{client.client_id}")  # per account: the client
     scopes = _scope_param(form) or client.scopes  # §3.3: default to everything registered
     if not set(scopes) <= set(client.scopes):
         raise OAuthError("invalid_scope", "the scope exceeds what the client is registered for")

@@ -101,6 +101,8 @@ class Sessions:
         session = await self.ctx.store.get_refresh_session(hash_refresh_token(refresh_token))
         if session is None or session.token.client_id != client_id:
             raise self._refused("invalid")
+        # per account (SECURITY.md "Accounts"): a leaked token cannot be spun without bound
+        self.ctx.limiter.hit("token:account", f"user:{session.token.user_id}")
         presented = session.token
         granted = _narrowed(presented.scope, scope)
         family, user = self._live_family(session, now)
