@@ -154,6 +154,16 @@ async def test_a_body_over_the_limit_meets_the_routes_limit(app: FastAPI, ctx: A
     assert answer["status"] == 413
 
 
+@pytest.mark.parametrize(("length", "status"), [("2, 99", 400), ("-1", 400), ("999999999", 413)])
+async def test_a_bad_or_too_large_content_length_meets_the_routes_limit(
+    app: FastAPI, length: str, status: int
+) -> None:
+    messages = [{"type": "http.request", "body": body_for("x" * 43)}]
+    answer = await call(app, messages, **{"Content-Length": length})
+    assert answer == await call(app, messages, **{"Content-Length": length, **VIA_ROUTE})
+    assert answer["status"] == status
+
+
 async def test_a_client_gone_before_its_body_ends(app: FastAPI) -> None:
     messages = [{"type": "http.request", "body": b'{"refresh', "more_body": True}]
     answer = await call(app, messages)

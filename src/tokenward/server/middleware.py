@@ -33,6 +33,7 @@ __all__ = [
     "BodyLimit",
     "Latency",
     "SecurityHeaders",
+    "content_length",
     "docs_csp",
     "install_middleware",
     "outer_middleware",
@@ -156,7 +157,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared = content_length(scope)
         if declared is None:
             response = problem(400, "invalid_request", "Content-Length is not a valid length")
         elif declared > self.max_bytes:
@@ -184,7 +185,7 @@ class BodyLimit:
         return counted
 
 
-def _content_length(scope: Scope) -> int | None:
+def content_length(scope: Scope) -> int | None:
     """The declared body length: 0 when absent, None when malformed (RFC 9110 §8.6)."""
     values = [v for k, v in scope.get("headers", ()) if k.lower() == b"content-length"]
     if not values:

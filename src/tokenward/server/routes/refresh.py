@@ -33,6 +33,7 @@ from tokenward.sdk.starlette import state_value
 from tokenward.server.context import FIRST_PARTY_CLIENT, AppContext
 from tokenward.server.deps import request_info
 from tokenward.server.errors import error_response, unexpected_response
+from tokenward.server.middleware import content_length
 from tokenward.server.routes.auth import NO_STORE, REFRESH_TOKEN_MAX, token_body
 from tokenward.server.routes.verify import route_path
 from tokenward.server.services.sessions import Sessions
@@ -116,6 +117,10 @@ class RefreshPath:
             await self.app(scope, receive, send)
             return
         limit = min(_MAX_BODY, ctx.settings.max_body_bytes)
+        declared = content_length(scope)
+        if declared is None or declared > limit:  # the route's body limit answers these
+            await self.app(scope, receive, send)
+            return
         messages, body = await _read(receive, limit)
         token = None if body is None else plain_refresh_token(body)
         if token is None:
