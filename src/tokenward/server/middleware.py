@@ -38,6 +38,7 @@ __all__ = [
     "install_middleware",
     "outer_middleware",
     "route_label",
+    "route_path",
 ]
 
 Header = tuple[bytes, bytes]
@@ -193,6 +194,13 @@ def content_length(scope: Scope) -> int | None:
     if len(set(values)) != 1 or not values[0].isdigit() or len(values[0]) > 18:
         return None
     return int(values[0])
+
+
+def route_path(scope: Scope) -> str:
+    """The path the router would match (without a ``root_path`` prefix, ASGI 3)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root + "/") else path
 
 
 class Latency:

@@ -60,7 +60,7 @@ def _compile(stmt: sa.ClauseElement, keys: Sequence[str] | None, dialect: Dialec
         processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if processor is not None:
             binds[name] = processor
-        if bind.required or (bind.value is None and bind.callable is None and keys):
+        if bind.required:  # a bindparam() without a value, or a column an INSERT sets
             required.add(name)
         else:
             defaults[name] = bind.effective_value

@@ -33,9 +33,8 @@ from tokenward.sdk.starlette import state_value
 from tokenward.server.context import FIRST_PARTY_CLIENT, AppContext
 from tokenward.server.deps import request_info
 from tokenward.server.errors import error_response, unexpected_response
-from tokenward.server.middleware import content_length
+from tokenward.server.middleware import content_length, route_path
 from tokenward.server.routes.auth import NO_STORE, REFRESH_TOKEN_MAX, token_body
-from tokenward.server.routes.verify import route_path
 from tokenward.server.services.sessions import Sessions
 
 __all__ = ["REFRESH_PATH", "RefreshPath", "plain_refresh_token"]

@@ -41,6 +41,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tokenward.errors import InvalidToken
 from tokenward.sdk.guard import problem_document
 from tokenward.server.context import AppContext
+from tokenward.server.middleware import route_path
 
 __all__ = [
     "VERIFY_PATH",
@@ -52,7 +53,6 @@ __all__ = [
     "header_item",
     "header_value",
     "required_scopes",
-    "route_path",
     "router",
 ]
 
@@ -243,13 +243,6 @@ class VerifyEndpoint:
 
 # Starlette answers HEAD on every GET route; any other method is a 405 (errors.py).
 router.routes.append(Route(VERIFY_PATH, VerifyEndpoint(), methods=["GET"], name="verify"))
-
-
-def route_path(scope: Scope) -> str:
-    """The path the router would match (without a ``root_path`` prefix, ASGI 3)."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    return path[len(root) :] if root and path.startswith(root + "/") else path
 
 
 class FastPath:
