@@ -112,6 +112,19 @@ async def test_start_family_round_trip(store: Store) -> None:
     assert await store.get_refresh(h("nope")) is None
 
 
+async def test_start_family_stores_its_audit_event_in_one_transaction(store: Store) -> None:
+    fam = family("f1")
+    await store.start_family(fam, first_token(fam), audit=event("signed-in", T0))
+    assert [e.id for e in await store.list_audit()] == ["signed-in"]
+    # an audit row that cannot be stored undoes the family and its first token
+    other = family("f2")
+    with pytest.raises(Conflict):
+        await store.start_family(other, first_token(other, "f2-r0"), audit=event("signed-in", T0))
+    assert await store.get_family("f2") is None
+    assert await store.get_refresh(h("f2-r0")) is None
+    assert [e.id for e in await store.list_audit()] == ["signed-in"]
+
+
 async def test_start_family_twice_conflicts(store: Store) -> None:
     fam = family("f1")
     await store.start_family(fam, first_token(fam))

@@ -103,6 +103,9 @@ async def test_login_audits_success_without_the_password(
     assert [e.username for e in events] == ["alice"]
     assert events[0].ip == "203.0.113.7"
     assert PASSWORD not in repr(events)
+    # written with the session it started: the event names it
+    (session,) = await ctx.store.list_families(alice.id)
+    assert events[0].session_id == session.id
 
 
 # -- no enumeration ---------------------------------------------------------------------------

@@ -184,7 +184,7 @@ class MemoryStore(MemoryRefresh):
     async def add_audit(self, event: AuditEvent) -> None:
         async with self._lock:
             self._check_audit(event)
-            self._audit.append(replace(event, data=json_copy(event.data)))
+            self._keep_audit(event)
 
     async def list_audit(
         self, *, limit: int = 100, user_id: str | None = None, type: str | None = None

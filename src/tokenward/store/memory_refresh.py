@@ -47,14 +47,23 @@ class MemoryRefresh:
         if any(e.id == event.id for e in self._audit):
             raise Conflict("audit event already exists")
 
-    async def start_family(self, family: Family, first: RefreshToken) -> None:
+    def _keep_audit(self, event: AuditEvent | None) -> None:
+        if event is not None:  # a copy: the caller's event data may change later
+            self._audit.append(replace(event, data=json_copy(event.data)))
+
+    async def start_family(
+        self, family: Family, first: RefreshToken, *, audit: AuditEvent | None = None
+    ) -> None:
         check_first_token(family, first)
         async with self._lock:
             if family.id in self._families or first.token_hash in self._tokens:
                 raise Conflict("family or token already exists")
+            if audit is not None:
+                self._check_audit(audit)
             self._families[family.id] = family
             self._members[family.id] = []
             self._insert(first)
+            self._keep_audit(audit)
 
     async def get_family(self, family_id: str) -> Family | None:
         return self._families.get(family_id)
@@ -101,8 +110,7 @@ class MemoryRefresh:
             self._tokens[token_hash] = replace(token, state=RefreshState.USED, used_at=now)
             self._insert(child)
             self._touch(token.family_id, now, idle_expires_at)
-            if audit is not None:
-                self._audit.append(replace(audit, data=json_copy(audit.data)))
+            self._keep_audit(audit)
             return RotateResult(RotateOutcome.ROTATED, token)
 
     async def regrant_refresh(

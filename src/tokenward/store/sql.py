@@ -180,11 +180,14 @@ class SQLStore:
 
     # refresh families (the SQL is in sql_refresh) ------------------------------------------
 
-    async def start_family(self, family: Family, first: RefreshToken) -> None:
+    async def start_family(
+        self, family: Family, first: RefreshToken, *, audit: AuditEvent | None = None
+    ) -> None:
         check_first_token(family, first)
+        row = None if audit is None else sql_accounts.audit_row(audit)
         await self._write(
-            partial(sql_refresh.start_family, family=family, first=first),
-            "family or token already exists",
+            partial(sql_refresh.start_family, family=family, first=first, audit=row),
+            "family, token or audit event already exists",
         )
 
     async def get_family(self, family_id: str) -> Family | None:

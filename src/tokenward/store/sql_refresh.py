@@ -94,9 +94,17 @@ def _family(row: sa.Row[Any]) -> Family:
     return Family(**row._mapping)
 
 
-def start_family(conn: sa.Connection, family: Family, first: RefreshToken) -> None:
+def start_family(
+    conn: sa.Connection,
+    family: Family,
+    first: RefreshToken,
+    *,
+    audit: dict[str, Any] | None = None,
+) -> None:
     _INSERT_FAMILY.rowcount(conn, row_of(family))
     _INSERT_TOKEN.rowcount(conn, _token_row(first))
+    if audit is not None:
+        insert_audit(conn, audit)
 
 
 def get_family(conn: sa.Connection, family_id: str) -> Family | None:

@@ -99,10 +99,12 @@ def token_body(pair: TokenPair, *, cookie: bool) -> TokenResponse:
 @router.post("/login", response_model=TokenResponse, response_model_exclude_none=True)
 async def login(body: LoginBody, request: Request, response: Response, ctx: Ctx) -> TokenResponse:
     """Password sign-in; starts a session (refresh family) for the first-party client."""
-    info = request_info(request)
-    user = await Accounts(ctx).authenticate(body.username, body.password, request=info)
-    pair = await Sessions(ctx).start(
-        user, client_id=FIRST_PARTY_CLIENT, scope=LOGIN_SCOPE, request=info
+    pair = await Accounts(ctx).sign_in(
+        body.username,
+        body.password,
+        client_id=FIRST_PARTY_CLIENT,
+        scope=LOGIN_SCOPE,
+        request=request_info(request),
     )
     use_cookie = ctx.settings.cookie_mode if body.cookie is None else body.cookie
     return _tokens(response, ctx, pair, cookie=use_cookie, login=True)

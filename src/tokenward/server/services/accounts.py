@@ -19,8 +19,8 @@ from tokenward.server.audit import RequestInfo
 from tokenward.server.context import AppContext
 from tokenward.server.lockout import LockPolicy, lock_until
 from tokenward.server.services.revocations import Revocations
-from tokenward.server.services.sessions import Sessions
-from tokenward.store.base import User
+from tokenward.server.services.sessions import Sessions, TokenPair
+from tokenward.store.base import AuditEvent, Family, User
 
 __all__ = ["ROLE_PATTERN", "USERNAME_PATTERN", "Accounts", "canonical_username"]
 
@@ -67,9 +67,36 @@ class Accounts:
         )
         return user
 
-    # -- authenticate -------------------------------------------------------------------
-    async def authenticate(self, username: str, password: str, *, request: RequestInfo) -> User:
-        """Rate limits, lockout, dummy verify for unknown users, rehash. AuthenticationFailed."""
+    # -- sign in ------------------------------------------------------------------------
+    async def sign_in(
+        self, username: str, password: str, *, client_id: str, scope: str, request: RequestInfo
+    ) -> TokenPair:
+        """Authenticate and start a session. The ``login.succeeded`` audit row (with the
+        new session's id) is written in the session's own transaction: one commit."""
+        user, rehashed = await self.authenticate(username, password, request=request)
+
+        def succeeded(family: Family) -> AuditEvent:
+            return self.ctx.audit.event(
+                "login.succeeded",
+                user_id=user.id,
+                username=user.username,
+                request=request,
+                session_id=family.id,
+                rehashed=rehashed,
+            )
+
+        pair = await Sessions(self.ctx).start(
+            user, client_id=client_id, scope=scope, request=request, audit=succeeded
+        )
+        self.ctx.metrics.logins.labels(result="succeeded").inc()
+        return pair
+
+    async def authenticate(
+        self, username: str, password: str, *, request: RequestInfo
+    ) -> tuple[User, bool]:
+        """Rate limits, lockout, dummy verify for unknown users, rehash: the user and
+        whether the hash was renewed. AuthenticationFailed (audited) on any failure; the
+        success is for the caller to record (:meth:`sign_in`)."""
         self._rate_limit(username, request)
         found = None
         if USERNAME_PATTERN.fullmatch(username):
@@ -85,7 +112,7 @@ class Accounts:
         if user.disabled:  # only after the password verified: same work, same answer
             await self._failed(user.id, user.username, request, "disabled")
             raise AuthenticationFailed(_BAD_CREDENTIALS)
-        return await self._succeeded(user, password, request)
+        return await self._succeeded(user, password)
 
     def _rate_limit(self, username: str, request: RequestInfo) -> None:
         try:
@@ -154,7 +181,7 @@ class Accounts:
             **data,
         )
 
-    async def _succeeded(self, user: User, password: str, request: RequestInfo) -> User:
+    async def _succeeded(self, user: User, password: str) -> tuple[User, bool]:
         """Reset the lockout counter; rehash when the argon2 parameters changed."""
         changes: dict[str, object] = {}
         if user.failed_logins or user.locked_until is not None:
@@ -163,15 +190,7 @@ class Accounts:
             changes["password_hash"] = await self.ctx.passwords.ahash(password)
         if changes:
             user = await self.ctx.store.update_user(user.id, **changes) or user
-        self.ctx.metrics.logins.labels(result="succeeded").inc()
-        await self.ctx.audit.emit(
-            "login.succeeded",
-            user_id=user.id,
-            username=user.username,
-            request=request,
-            rehashed="password_hash" in changes,
-        )
-        return user
+        return user, "password_hash" in changes
 
     # -- password, disable, unlock ------------------------------------------------------
     async def change_password(

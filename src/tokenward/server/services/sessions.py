@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from tokenward.errors import OAuthError
 from tokenward.server.audit import RequestInfo
@@ -23,6 +23,7 @@ from tokenward.server.services.tokens import (
     AccessTokens,
     TokenPair,
     hash_refresh_token,
+    narrowed_scope,
 )
 from tokenward.store.base import (
     AuditEvent,
@@ -52,16 +53,6 @@ def _invalid_grant() -> OAuthError:
     return OAuthError("invalid_grant", _INVALID)
 
 
-def _narrowed(granted: str, requested: str | None) -> str:
-    """RFC 6749 §6: the requested scope must not include any scope not originally granted."""
-    if not requested:
-        return granted
-    wanted = requested.split()
-    if not set(wanted) <= set(granted.split()):
-        raise OAuthError("invalid_scope", "the requested scope exceeds the granted scope")
-    return " ".join(dict.fromkeys(wanted))
-
-
 class Sessions:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
@@ -70,9 +61,19 @@ class Sessions:
 
     # -- start --------------------------------------------------------------------------
     async def start(
-        self, user: User, *, client_id: str, scope: str, request: RequestInfo
+        self,
+        user: User,
+        *,
+        client_id: str,
+        scope: str,
+        request: RequestInfo,
+        audit: Callable[[Family], AuditEvent] | None = None,
     ) -> TokenPair:
-        """New family (session) for ``user`` + its first refresh token + an access token."""
+        """New family (session) for ``user`` + its first refresh token + an access token.
+
+        ``audit`` makes the event recording it (the sign-in), stored in the family's own
+        transaction and logged once that committed.
+        """
         now, settings = self.ctx.clock(), self.ctx.settings
         family = Family(
             id=uuid.uuid4().hex,
@@ -88,7 +89,10 @@ class Sessions:
         )
         access = self._tokens.mint(user, client_id=client_id, scope=scope, session_id=family.id)
         token, first = self._member(family, access, generation=0, parent=None, now=now)
-        await self.ctx.store.start_family(family, first)
+        event = None if audit is None else audit(family)
+        await self.ctx.store.start_family(family, first, audit=event)
+        if event is not None:
+            self.ctx.audit.log(event)
         return self._pair(access, token, family.id)
 
     # -- refresh ------------------------------------------------------------------------
@@ -104,7 +108,7 @@ class Sessions:
         # per account (SECURITY.md "Accounts"): a leaked token cannot be spun without bound
         self.ctx.limiter.hit("token:account", f"user:{session.token.user_id}")
         presented = session.token
-        granted = _narrowed(presented.scope, scope)
+        granted = narrowed_scope(presented.scope, scope)
         family, user = self._live_family(session, now)
         access = self._tokens.mint(user, client_id=client_id, scope=granted, session_id=family.id)
         generation, parent = presented.generation + 1, presented.token_hash

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from tokenward.errors import OAuthError
 from tokenward.server.context import AppContext
 from tokenward.store.base import User
 
-__all__ = ["AccessToken", "AccessTokens", "TokenPair", "hash_refresh_token"]
+__all__ = ["AccessToken", "AccessTokens", "TokenPair", "hash_refresh_token", "narrowed_scope"]
 
 
 @dataclass(frozen=True)
@@ -81,3 +82,13 @@ class AccessTokens:
     def expires_in(self, token: AccessToken) -> int:
         """RFC 6749 §5.1 ``expires_in``: seconds from now."""
         return max(0, int(token.exp - self.ctx.clock()))
+
+
+def narrowed_scope(granted: str, requested: str | None) -> str:
+    """RFC 6749 §6: the requested scope must not include any scope not originally granted."""
+    if not requested:
+        return granted
+    wanted = requested.split()
+    if not set(wanted) <= set(granted.split()):
+        raise OAuthError("invalid_scope", "the requested scope exceeds the granted scope")
+    return " ".join(dict.fromkeys(wanted))
