@@ -1,4 +1,5 @@
-"""RefreshPath (routes/refresh.py): the plain POST /api/v1/refresh answered ahead of FastAPI.
+"""RefreshPath (routes/refresh.py, on routes/plain.py): the plain POST /api/v1/refresh
+answered ahead of FastAPI.
 
 It must answer exactly as the route does, and hand every other request, body intact, to
 the route. The route is reached here with an ``Origin`` header (no CORS configured: no
@@ -56,11 +57,11 @@ async def test_the_fast_path_answers_as_the_route(
     seen: list[str] = []
     original = RefreshPath._answer
 
-    async def spy(*args: Any) -> Any:
+    async def spy(self: RefreshPath, *args: Any) -> Any:
         seen.append("fast")
-        return await original(*args)
+        return await original(self, *args)
 
-    monkeypatch.setattr(RefreshPath, "_answer", staticmethod(spy))
+    monkeypatch.setattr(RefreshPath, "_answer", spy)
     first = (await login(client))["refresh_token"]
     fast = await post(client, body_for(first))
     assert seen == ["fast"]
@@ -118,8 +119,10 @@ def test_plain_refresh_token() -> None:
         assert plain_refresh_token(body) is None
 
 
-async def call(app: FastAPI, messages: list[dict[str, Any]], **headers: str) -> dict[str, Any]:
-    """One raw ASGI request whose body arrives as ``messages``."""
+async def call(
+    app: FastAPI, messages: list[dict[str, Any]], path: str = PATH, **headers: str
+) -> dict[str, Any]:
+    """One raw ASGI request to ``path`` whose body arrives as ``messages``."""
     pending = list(messages)
     sent: list[dict[str, Any]] = []
 
@@ -130,7 +133,7 @@ async def call(app: FastAPI, messages: list[dict[str, Any]], **headers: str) -> 
         sent.append(message)
 
     raw = [(k.lower().encode(), v.encode()) for k, v in {**JSON, **headers}.items()]
-    scope = http_scope("POST", PATH, raw)
+    scope = http_scope("POST", path, raw)
     await app(scope, receive, send)
     start = next(m for m in sent if m["type"] == "http.response.start")
     return {"status": start["status"], "body": b"".join(m.get("body", b"") for m in sent[1:])}
@@ -208,10 +211,14 @@ async def test_the_latency_metric_names_the_route(
     client: httpx.AsyncClient, ctx: AppContext
 ) -> None:
     await post(client, body_for("x" * 43))
-    samples = {
-        s.labels.get("route")
+    assert PATH in latency_routes(ctx)
+
+
+def latency_routes(ctx: AppContext) -> set[str]:
+    """The route labels the latency metric has counted requests under."""
+    return {
+        s.labels["route"]
         for metric in ctx.metrics.latency.collect()
         for s in metric.samples
         if s.name.endswith("_count")
     }
-    assert PATH in samples

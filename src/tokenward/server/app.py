@@ -22,6 +22,7 @@ from tokenward.server.context import build_context
 from tokenward.server.errors import install_error_handlers
 from tokenward.server.middleware import docs_paths, install_middleware, outer_middleware
 from tokenward.server.routes import ROUTERS
+from tokenward.server.routes.login import LoginPath
 from tokenward.server.routes.refresh import RefreshPath
 from tokenward.server.routes.verify import FastPath
 from tokenward.server.settings import Settings
@@ -42,10 +43,11 @@ class TokenwardAPI(FastAPI):
         self.tokenward_settings = settings
 
     def build_middleware_stack(self) -> ASGIApp:
-        # FastPath answers the forward-auth check (asked by a proxy on every request) and
-        # RefreshPath the plain refresh (every client, once per access token) ahead of
-        # routing and the inner layers, inside the headers and latency metric.
-        stack = FastPath(RefreshPath(super().build_middleware_stack()))
+        # FastPath answers the forward-auth check (asked by a proxy on every request),
+        # RefreshPath the plain refresh (every client, once per access token) and LoginPath
+        # the plain login ahead of routing and the inner layers, inside the headers and
+        # latency metric.
+        stack = FastPath(RefreshPath(LoginPath(super().build_middleware_stack())))
         return outer_middleware(stack, self.tokenward_settings, docs_paths(self))
 
 

@@ -21,7 +21,16 @@ from tokenward.server.services.accounts import Accounts
 from tokenward.server.services.revocations import Revocations
 from tokenward.server.services.sessions import Sessions, TokenPair
 
-__all__ = ["NO_STORE", "REFRESH_TOKEN_MAX", "TokenResponse", "router", "token_body"]
+__all__ = [
+    "NO_STORE",
+    "PASSWORD_MAX",
+    "REFRESH_TOKEN_MAX",
+    "USERNAME_MAX",
+    "TokenResponse",
+    "router",
+    "sign_in",
+    "token_body",
+]
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 LOGIN_SCOPE = ""  # first-party sessions: roles, not scopes, decide what the caller may do
@@ -32,9 +41,12 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+USERNAME_MAX, PASSWORD_MAX = 256, 1024  # characters, in a login body
+
+
 class LoginBody(_Body):
-    username: str = Field(min_length=1, max_length=256)
-    password: str = Field(min_length=1, max_length=1024)
+    username: str = Field(min_length=1, max_length=USERNAME_MAX)
+    password: str = Field(min_length=1, max_length=PASSWORD_MAX)
     cookie: bool | None = Field(
         default=None,
         description="true: refresh token in an HttpOnly cookie; default: server setting",
@@ -96,16 +108,17 @@ def token_body(pair: TokenPair, *, cookie: bool) -> TokenResponse:
     )
 
 
+async def sign_in(ctx: AppContext, username: str, password: str, info: RequestInfo) -> TokenPair:
+    """A first-party session for the password's owner (also routes/login.py's answer)."""
+    return await Accounts(ctx).sign_in(
+        username, password, client_id=FIRST_PARTY_CLIENT, scope=LOGIN_SCOPE, request=info
+    )
+
+
 @router.post("/login", response_model=TokenResponse, response_model_exclude_none=True)
 async def login(body: LoginBody, request: Request, response: Response, ctx: Ctx) -> TokenResponse:
     """Password sign-in; starts a session (refresh family) for the first-party client."""
-    pair = await Accounts(ctx).sign_in(
-        body.username,
-        body.password,
-        client_id=FIRST_PARTY_CLIENT,
-        scope=LOGIN_SCOPE,
-        request=request_info(request),
-    )
+    pair = await sign_in(ctx, body.username, body.password, request_info(request))
     use_cookie = ctx.settings.cookie_mode if body.cookie is None else body.cookie
     return _tokens(response, ctx, pair, cookie=use_cookie, login=True)
 
