@@ -75,10 +75,10 @@ class SQLStore:
             # The transaction rolled back (or never began): nothing half-written. 503.
             raise StoreUnavailable("the store is unreachable; try again shortly") from None
 
-    async def _read(self, fn: Work[T]) -> T:
+    async def _read(self, fn: Work[T], *, point: bool = False) -> T:
         self._check_open()
         try:
-            return await self._runner.read(fn)
+            return await self._runner.read(fn, point=point)
         except _UNREACHABLE:
             raise StoreUnavailable("the store is unreachable; try again shortly") from None
 
@@ -120,10 +120,10 @@ class SQLStore:
         )
 
     async def get_user(self, user_id: str) -> User | None:
-        return await self._read(partial(sql_accounts.select_user, "id", user_id))
+        return await self._read(partial(sql_accounts.select_user, "id", user_id), point=True)
 
     async def get_user_by_name(self, username: str) -> User | None:
-        return await self._read(partial(sql_accounts.select_user, "username", username))
+        return await self._read(partial(sql_accounts.select_user, "username", username), point=True)
 
     async def list_users(self) -> Sequence[User]:
         query = sa.select(users).order_by(_U.username)
@@ -199,10 +199,10 @@ class SQLStore:
         )
 
     async def get_refresh(self, token_hash: str) -> RefreshToken | None:
-        return await self._read(partial(sql_refresh.get_refresh, token_hash=token_hash))
+        return await self._read(partial(sql_refresh.get_refresh, token_hash=token_hash), point=True)
 
     async def get_refresh_session(self, token_hash: str) -> RefreshSession | None:
-        return await self._read(partial(sql_refresh.get_session, token_hash=token_hash))
+        return await self._read(partial(sql_refresh.get_session, token_hash=token_hash), point=True)
 
     async def rotate_refresh(
         self,

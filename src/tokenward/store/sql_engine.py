@@ -21,7 +21,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tokenward.errors import ConfigError
-from tokenward.store.sql_runner import WRITE, AsyncRunner, Runner, ThreadRunner
+from tokenward.store.sql_runner import WRITE, AsyncRunner, Runner, ThreadRunner, driver_sql
 
 __all__ = ["DIALECTS", "WRITE", "Dialect", "normalise_url", "open_engine"]
 
@@ -72,15 +72,7 @@ def _prepare_sqlite(engine: Engine) -> None:
         # statements of a rotation (sql_prepared.py). pysqlite raises its own errors here,
         # which the runner's callers see as they would a failed BEGIN anywhere.
         write = connection.get_execution_options().get(WRITE, False)
-        _raw(connection, "BEGIN IMMEDIATE" if write else "BEGIN")
-
-
-def _raw(connection: Connection, sql: str) -> None:
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute(sql)
-    finally:
-        cursor.close()
+        driver_sql(connection, "BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def _use_wal(cursor: Any) -> None:

@@ -11,7 +11,8 @@ hands back the result to the event loop.
   connection kept open for the thread's life: one hand-off per transaction. (The async
   driver, aiosqlite, hands every cursor call to its thread and back: ~1 ms per read and
   ~55 hand-offs per refresh on the 2-core reference machine, docs/benchmarks.md.)
-  A reader thread serves reads, which WAL lets run beside the writer.
+  A reader thread serves reads, which WAL lets run beside the writer; a point read (a
+  lookup by key: the refresh's token, the login's user) runs on the calling thread.
 
 One writer thread serialises this process's writes (SQLite has one writer per file) and
 commits them in groups: the jobs waiting when a transaction starts share it, each inside
@@ -25,22 +26,25 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["AsyncRunner", "Runner", "ThreadRunner", "Work"]
+__all__ = ["AsyncRunner", "Runner", "ThreadRunner", "Work", "driver_sql"]
 
 T = TypeVar("T")
 Work = Callable[[Connection], T]
 
 # Execution option marking a connection that will write (see the SQLite begin hook).
 WRITE = "tokenward_write"
+_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 MAX_GROUP = 64  # jobs per group commit: bounds how long the first job of a group waits
 
 
@@ -52,7 +56,8 @@ class Runner(Protocol):
     def url(self) -> URL: ...
     @property
     def backend(self) -> str: ...  # SQLAlchemy's backend name: "sqlite", "postgresql"
-    async def read(self, fn: Work[T]) -> T: ...
+    async def read(self, fn: Work[T], *, point: bool = False) -> T: ...
+    # ``point``: a lookup by key, a few rows; a runner may run it on the caller's thread
     async def write(self, fn: Work[T]) -> T: ...
     async def dispose(self) -> None: ...
 
@@ -75,7 +80,7 @@ class AsyncRunner(_Named):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def read(self, fn: Work[T]) -> T:
+    async def read(self, fn: Work[T], *, point: bool = False) -> T:
         async with self._engine.connect() as conn:
             return await conn.run_sync(fn)  # the connection's exit rolls back: read only
 
@@ -90,30 +95,55 @@ class AsyncRunner(_Named):
 
 
 class _Reader:
-    """The reader thread and the connection it keeps open for its whole life."""
+    """The reader thread and the connection it keeps open for its whole life; and a
+    second connection, opened there, for point reads on the event loop's thread.
+
+    A lookup by key takes tens of microseconds on a local file; the hand-off to the reader
+    thread and back cost far more CPU (thread wake-ups, the loop's self-pipe, the GIL:
+    docs/benchmarks.md), so a point read runs on the thread that asks for it. That
+    connection never waits for a lock (busy_timeout 0): WAL readers take no lock that a
+    writer holds, so SQLite is busy for them only in rare cases (crash recovery, another
+    process in exclusive locking mode), and then the reader thread does the waiting.
+    """
 
     def __init__(self, engine: Engine, name: str) -> None:
         self._engine = engine
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._local = threading.local()
-
-    def _connection(self) -> Connection:
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.invalidated:
-            conn = self._engine.connect()  # not WRITE: its transactions begin deferred
-            self._local.conn = conn
-        return conn
+        self._conn: Connection | None = None  # the reader thread's
+        self._inline: Connection | None = None  # used by one other thread, the loop's
+        self._inline_thread: int | None = None
 
     def _transaction(self, fn: Work[T]) -> T:
-        conn = self._connection()
-        with conn.begin():
-            return fn(conn)
+        if not _usable(self._conn):
+            self._conn = self._engine.connect()  # not WRITE: its transactions begin deferred
+        if not _usable(self._inline):  # opened here, where the connect hook may wait
+            self._inline = self._engine.connect()
+            driver_sql(self._inline, "PRAGMA busy_timeout=0")
+        assert self._conn is not None
+        with self._conn.begin():
+            return fn(self._conn)
+
+    def inline(self, fn: Work[T]) -> tuple[bool, Any]:
+        """(True, the result) of a point read on the caller's thread; (False, None) when it
+        must go to the reader thread: SQLite was busy, the connection is not open yet, or
+        another thread already reads inline (a connection serves one thread)."""
+        conn, me = self._inline, threading.get_ident()
+        if conn is None or not _usable(conn) or self._inline_thread not in (None, me):
+            return False, None
+        self._inline_thread = me
+        try:
+            with conn.begin():
+                return True, fn(conn)
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlite_errorcode", None) not in _BUSY:
+                raise
+            return False, None
 
     def _close(self) -> None:
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        for conn in (self._conn, self._inline):
+            if conn is not None:
+                conn.close()
+        self._conn = self._inline = None
 
     async def run(self, fn: Work[T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._transaction, fn)
@@ -121,6 +151,19 @@ class _Reader:
     async def shutdown(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._pool, self._close)
         self._pool.shutdown(wait=False)
+
+
+def _usable(conn: Connection | None) -> bool:
+    return conn is not None and not conn.closed and not conn.invalidated
+
+
+def driver_sql(conn: Connection, sql: str) -> None:
+    """One statement straight on the DBAPI connection: no SQLAlchemy autobegin, no events."""
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql)
+    finally:
+        cursor.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +279,11 @@ class ThreadRunner(_Named):
         self._writer = _GroupWriter(engine, "tokenward-sql-write")
         self._reader = _Reader(engine, "tokenward-sql-read")
 
-    async def read(self, fn: Work[T]) -> T:
+    async def read(self, fn: Work[T], *, point: bool = False) -> T:
+        if point:
+            done, value = self._reader.inline(fn)
+            if done:
+                return cast(T, value)
         return await self._reader.run(fn)
 
     async def write(self, fn: Work[T]) -> T:
