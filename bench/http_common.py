@@ -60,6 +60,17 @@ TARGETS: dict[str, dict[str, Any]] = {
         "label": "tokenward serve (1 worker, HS256)",
     },
     "express": {"kind": "express", "label": "Express + jsonwebtoken (HS256, KeyObject secrets)"},
+    # The Python floor (bench/python_floor.py): bare ASGI + stdlib sqlite3, for refreshes.
+    "floor": {
+        "kind": "floor",
+        "workers": 1,
+        "label": "Python floor: bare ASGI + sqlite3 (1 worker)",
+    },
+    "floor2": {
+        "kind": "floor",
+        "workers": 2,
+        "label": "Python floor: bare ASGI + sqlite3 (uvicorn --workers 2)",
+    },
     "express-str": {
         "kind": "express",
         "secret_mode": "string",
@@ -342,10 +353,26 @@ class Bench(contextlib.ExitStack):
             time.sleep(0.1)
         return Server(name, spec["label"], base, "/login", "/refresh", proc, log, [proc.pid])
 
+    # the Python floor --------------------------------------------------------------------------
+    def floor(self, name: str) -> Server:
+        """bench/python_floor.py under uvicorn with ``tokenward serve``'s options."""
+        spec, port = TARGETS[name], free_port()
+        env = _clean_env()
+        env.update(BENCH_USER=BENCH_USER, BENCH_PASSWORD=BENCH_PASSWORD)
+        env["FLOOR_DB"] = str(self.tmp / f"{name}.db")
+        cmd = _uvicorn_cmd(port, spec["workers"], "python_floor:app")
+        proc = self.spawn([*cmd, "--app-dir", str(BENCH_DIR)], env, self.tmp / f"{name}.log")
+        base, log = f"http://{HOST}:{port}", self.tmp / f"{name}.log"
+        _wait_ready(proc, base + "/healthz", log)
+        pids = [proc.pid, *child_pids(proc.pid)]
+        return Server(name, spec["label"], base, "/login", "/refresh", proc, log, pids)
+
     def start(self, name: str, *, argon2: tuple[int, int, int], launcher: str) -> Server:
         spec = TARGETS[name]
         if spec["kind"] == "express":
             return self.express(name)
+        if spec["kind"] == "floor":
+            return self.floor(name)
         label = spec["label"]
         if launcher == "asgi" and spec["workers"] == 1:
             label = label.replace("tokenward serve", "tokenward asgi, uvicorn")
@@ -359,10 +386,10 @@ class Bench(contextlib.ExitStack):
         )
 
 
-def _uvicorn_cmd(port: int, workers: int) -> list[str]:
+def _uvicorn_cmd(port: int, workers: int, app: str = "tokenward.server.asgi:app") -> list[str]:
     # The same uvicorn options as ``tokenward serve`` (cli/server.py): info log level with
     # access log, no proxy headers, no Server header.
-    cmd = [sys.executable, "-m", "uvicorn", "tokenward.server.asgi:app"]
+    cmd = [sys.executable, "-m", "uvicorn", app]
     cmd += ["--host", HOST, "--port", str(port), "--no-proxy-headers", "--no-server-header"]
     cmd += ["--timeout-graceful-shutdown", "10"]
     return cmd + (["--workers", str(workers)] if workers > 1 else [])

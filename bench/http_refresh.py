@@ -15,8 +15,11 @@ the chain, so the rps figure is successful rotations only.
 
 Targets (``--targets``): ``tw`` tokenward serve, one worker (the headline); ``tw2`` the
 ASGI entry under ``uvicorn --workers 2`` (``tokenward serve`` has no workers option);
-``tw-hs256`` tokenward serve signing HS256 like the reference; ``express``. All servers
-run at once, idle except for the one under load; rounds rotate the order.
+``tw-hs256`` tokenward serve signing HS256 like the reference; ``express``; ``floor`` and
+``floor2``, the Python floor (bench/python_floor.py: the least a Python server can do
+for a rotation with reuse detection on SQLite, under the same uvicorn), so that
+tokenward reads against the language's ceiling too. All servers run at once, idle
+except for the one under load; rounds rotate the order.
 
     python bench/http_refresh.py                       # 3 rounds x 10 s per target
     python bench/http_refresh.py --rounds 5 --targets tw,tw-hs256,express
@@ -124,6 +127,13 @@ def main() -> int:
         # CPU per request, inverted: the rps ratio if both had the same CPU to themselves
         ratios = paired_ratios(express_cpu, [r.cpu_ms_per_ok for r in results[name]])
         print(ratio_line(f"CPU-normalised: {servers[name].label} / Express", ratios, None))
+    for floor in ("floor", "floor2"):
+        if floor not in results:
+            continue
+        rows = [n for n in names if TARGETS[n]["kind"] == "tokenward"]
+        for name in rows:
+            ratios = paired_ratios([r.rps for r in results[name]], [r.rps for r in results[floor]])
+            print(ratio_line(f"{servers[name].label} / {servers[floor].label}", ratios, None))
     print()
     if "tw" in results:
         headline = statistics.median(paired_ratios([r.rps for r in results["tw"]], express))
