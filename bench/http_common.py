@@ -60,17 +60,9 @@ TARGETS: dict[str, dict[str, Any]] = {
         "label": "tokenward serve (1 worker, HS256)",
     },
     "express": {"kind": "express", "label": "Express + jsonwebtoken (HS256, KeyObject secrets)"},
-    # The Python floor (bench/python_floor.py): bare ASGI + stdlib sqlite3, for refreshes.
-    "floor": {
-        "kind": "floor",
-        "workers": 1,
-        "label": "Python floor: bare ASGI + sqlite3 (1 worker)",
-    },
-    "floor2": {
-        "kind": "floor",
-        "workers": 2,
-        "label": "Python floor: bare ASGI + sqlite3 (uvicorn --workers 2)",
-    },
+    # The Python floor (bench/python_floor.py): bare ASGI, stdlib sqlite3, argon2 threads.
+    "floor": {"kind": "floor", "workers": 1, "label": "Python floor (1 worker)"},
+    "floor2": {"kind": "floor", "workers": 2, "label": "Python floor (uvicorn --workers 2)"},
     "express-str": {
         "kind": "express",
         "secret_mode": "string",
@@ -354,11 +346,12 @@ class Bench(contextlib.ExitStack):
         return Server(name, spec["label"], base, "/login", "/refresh", proc, log, [proc.pid])
 
     # the Python floor --------------------------------------------------------------------------
-    def floor(self, name: str) -> Server:
+    def floor(self, name: str, argon2: tuple[int, int, int]) -> Server:
         """bench/python_floor.py under uvicorn with ``tokenward serve``'s options."""
         spec, port = TARGETS[name], free_port()
         env = _clean_env()
         env.update(BENCH_USER=BENCH_USER, BENCH_PASSWORD=BENCH_PASSWORD)
+        env["FLOOR_ARGON2"] = ",".join(map(str, argon2))
         env["FLOOR_DB"] = str(self.tmp / f"{name}.db")
         cmd = _uvicorn_cmd(port, spec["workers"], "python_floor:app")
         proc = self.spawn([*cmd, "--app-dir", str(BENCH_DIR)], env, self.tmp / f"{name}.log")
@@ -372,7 +365,7 @@ class Bench(contextlib.ExitStack):
         if spec["kind"] == "express":
             return self.express(name)
         if spec["kind"] == "floor":
-            return self.floor(name)
+            return self.floor(name, argon2)
         label = spec["label"]
         if launcher == "asgi" and spec["workers"] == 1:
             label = label.replace("tokenward serve", "tokenward asgi, uvicorn")
@@ -666,6 +659,17 @@ def ratio_line(label: str, ratios: Sequence[float], target: float | None) -> str
     rounds = " / ".join(f"{r:.2f}" for r in ratios)
     status = f" | ≥ {target:g}× | **{verdict(med, target)}**" if target is not None else " | — | —"
     return f"| {label} | {med:.2f}× | {q1:.2f}–{q3:.2f} | {rounds}{status} |"
+
+
+def print_floor_ratios(
+    servers: Mapping[str, Server], results: Mapping[str, list[WrkResult]]
+) -> None:
+    """Each tokenward target's rps over each Python floor's (per-round paired)."""
+    floors = [n for n in results if TARGETS[n]["kind"] == "floor"]
+    for name in (n for n in results if TARGETS[n]["kind"] == "tokenward"):
+        for floor in floors:
+            ratios = paired_ratios([r.rps for r in results[name]], [r.rps for r in results[floor]])
+            print(ratio_line(f"{servers[name].label} / {servers[floor].label}", ratios, None))
 
 
 def print_ratio_header() -> None:

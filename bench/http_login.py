@@ -15,7 +15,9 @@ its login rps is shown for scale, not as a target.
 
 Targets (``--targets``): ``tw`` tokenward serve, one worker (the headline); ``tw2`` the
 ASGI entry under ``uvicorn --workers 2`` (``tokenward serve`` has no workers option);
-``express``, ``express-str``. Rate limits are raised to 1000000/minute and the lockout
+``express``, ``express-str``; ``floor``, the Python floor (bench/python_floor.py: a bare
+ASGI login that verifies with argon2id in the same thread pool shape, then starts a
+family in SQLite; the least a Python server can do per login). Rate limits are raised to 1000000/minute and the lockout
 threshold to 1000000 so that neither interferes; argon2 defaults to the server's own
 OWASP parameters (m=19456 KiB, t=2, p=1).
 
@@ -47,6 +49,7 @@ from http_common import (
     paired_ratios,
     parse_run_args,
     print_environment,
+    print_floor_ratios,
     print_ratio_header,
     print_rps_table,
     ratio_line,
@@ -56,6 +59,7 @@ from http_common import (
 )
 
 TARGET_RATIO = 0.9  # tokenward login rps / argon2 floor
+_HASH_SLOT = "(argon2)"  # the in-process floor's slot in a round, beside the targets
 
 
 def hasher(argon2: tuple[int, int, int]) -> PasswordHasher:
@@ -170,9 +174,9 @@ def main() -> int:
             run(name, args.warmup)
         results: dict[str, list[WrkResult]] = {n: [] for n in names}
         # the floor takes its own slot in the rotation, as long as a wrk run
-        for i, order in enumerate(round_orders([*names, "floor"], args.rounds), 1):
+        for i, order in enumerate(round_orders([*names, _HASH_SLOT], args.rounds), 1):
             for name in order:
-                if name == "floor":
+                if name == _HASH_SLOT:
                     f = measure_floor(ph, encoded, ncores, args.duration)
                     floors.append(f)
                     print(
@@ -199,12 +203,16 @@ def main() -> int:
     print("## Ratios (per-round paired)\n")
     print_ratio_header()
     for name in names:
-        if TARGETS[name]["kind"] != "tokenward":
+        if TARGETS[name]["kind"] == "express":
             continue
         rps = [r.rps for r in results[name]]
         label = servers[name].label
         target = TARGET_RATIO if name == "tw" else None
-        print(ratio_line(f"{label} / floor", paired_ratios(rps, [f.floor for f in floors]), target))
+        print(
+            ratio_line(
+                f"{label} / argon2 floor", paired_ratios(rps, [f.floor for f in floors]), target
+            )
+        )
         measured = paired_ratios(rps, [f.parallel for f in floors])
         print(ratio_line(f"{label} / measured {ncores}-thread verify", measured, None))
         # CPU efficiency: the hash's CPU over all the server's CPU per login (1 = only hashing)
@@ -212,6 +220,7 @@ def main() -> int:
             [f.verify_cpu_ms for f in floors], [r.cpu_ms_per_ok for r in results[name]]
         )
         print(ratio_line(f"{label}: verify CPU / server CPU per login", cpu, None))
+    print_floor_ratios(servers, results)
     print()
     if "tw" in results:
         headline = statistics.median(

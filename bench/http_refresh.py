@@ -45,6 +45,7 @@ from http_common import (
     paired_ratios,
     parse_run_args,
     print_environment,
+    print_floor_ratios,
     print_ratio_header,
     print_rps_table,
     ratio_line,
@@ -127,13 +128,7 @@ def main() -> int:
         # CPU per request, inverted: the rps ratio if both had the same CPU to themselves
         ratios = paired_ratios(express_cpu, [r.cpu_ms_per_ok for r in results[name]])
         print(ratio_line(f"CPU-normalised: {servers[name].label} / Express", ratios, None))
-    for floor in ("floor", "floor2"):
-        if floor not in results:
-            continue
-        rows = [n for n in names if TARGETS[n]["kind"] == "tokenward"]
-        for name in rows:
-            ratios = paired_ratios([r.rps for r in results[name]], [r.rps for r in results[floor]])
-            print(ratio_line(f"{servers[name].label} / {servers[floor].label}", ratios, None))
+    print_floor_ratios(servers, results)
     print()
     if "tw" in results:
         headline = statistics.median(paired_ratios([r.rps for r in results["tw"]], express))

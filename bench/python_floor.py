@@ -1,27 +1,34 @@
 """A yardstick, not a product: refresh rotation with reuse detection in the least Python can do.
 
-bench/http_refresh.py runs it beside tokenward and Express (targets ``floor``, ``floor2``)
-to show what any Python server on this machine can reach for the same job, so that
-tokenward's figure can be read against the language's ceiling as well as against Node:
+bench/http_refresh.py and bench/http_login.py run it beside tokenward and Express (targets
+``floor``, ``floor2``) to show what any Python server on this machine can reach for the
+same job, so that tokenward's figures can be read against the language's ceiling as well
+as against Node and the argon2 floor:
 
 - a bare ASGI callable under uvicorn with the same options as ``tokenward serve``
   (httptools, uvloop): no framework, no middleware, no routing beyond two paths;
 - the stdlib ``sqlite3`` driver, called inline on the event loop (no thread hand-off),
   WAL journal, ``synchronous`` from ``FLOOR_SYNC`` (default FULL, as tokenward);
+- a login verifies the password with argon2id (argon2-cffi, ``FLOOR_ARGON2`` = "m,t,p",
+  default tokenward's OWASP parameters) in a pool of one thread per core, as tokenward
+  does, then starts a family with its first token in one transaction;
 - one transaction per refresh: read the token and its family by the token's SHA-256;
   a used token revokes the family (reuse detection); else mark it used, insert its
-  successor, touch the family; then an ES256 ``at+jwt`` signed with ``cryptography``.
+  successor, touch the family;
+- then an ES256 ``at+jwt`` signed with ``cryptography``.
 
-What it leaves out, each of which tokenward does: rate limits, expiry and idle checks on
-the family, the user's state and token version, scope and client binding, an audit row
-and line, metrics, security headers, error shapes, request size limits. So it is an
-upper bound: a real server with those can only be slower.
+What it leaves out, each of which tokenward does: rate limits and lockout, a user
+table (one account, its hash in memory), expiry and idle checks on the family, the
+user's state and token version, scope and client binding, an audit row and line,
+metrics, security headers, error shapes, request size limits. So it is an upper bound:
+a real server with those can only be slower.
 
     FLOOR_DB=/tmp/floor.db uvicorn python_floor:app --app-dir bench --port 8001
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import os
@@ -30,9 +37,12 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import VerifyMismatchError
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -46,6 +56,12 @@ PASSWORD = os.environ.get("BENCH_PASSWORD", "bench-pass-9876")
 TTL = 7 * 86400
 _KEY = ec.generate_private_key(ec.SECP256R1())
 _ECDSA = ec.ECDSA(hashes.SHA256())
+_M, _T, _P = (int(x) for x in os.environ.get("FLOOR_ARGON2", "19456,2,1").split(","))
+_HASHER = PasswordHasher(
+    time_cost=_T, memory_cost=_M, parallelism=_P, hash_len=32, salt_len=16, type=Type.ID
+)
+_STORED = _HASHER.hash(PASSWORD)
+_HASHING = ThreadPoolExecutor(os.cpu_count() or 1)  # argon2-cffi releases the GIL
 
 
 def _b64(data: bytes) -> bytes:
@@ -96,9 +112,19 @@ def _pair(sub: str, family: str, token: str, now: float) -> bytes:
     )
 
 
-def login(body: dict[str, Any]) -> tuple[int, bytes]:
-    if body.get("username") != USER or body.get("password") != PASSWORD:
-        return 401, b'{"error":"invalid username or password"}'
+_WRONG = 401, b'{"error":"invalid username or password"}'
+
+
+async def login(body: dict[str, Any]) -> tuple[int, bytes]:
+    password = body.get("password")
+    if body.get("username") != USER or type(password) is not str:
+        return _WRONG
+    try:
+        await asyncio.get_running_loop().run_in_executor(
+            _HASHING, _HASHER.verify, _STORED, password
+        )
+    except VerifyMismatchError:
+        return _WRONG
     now, family = time.time(), uuid.uuid4().hex
     _DB.execute("BEGIN IMMEDIATE")
     try:
@@ -116,7 +142,7 @@ def login(body: dict[str, Any]) -> tuple[int, bytes]:
 _REFUSED = 400, b'{"error":"invalid_grant"}'
 
 
-def refresh(body: dict[str, Any]) -> tuple[int, bytes]:
+async def refresh(body: dict[str, Any]) -> tuple[int, bytes]:
     presented = body.get("refresh_token")
     if type(presented) is not str:
         return 400, b'{"error":"invalid_request"}'
@@ -177,6 +203,6 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     if handler is None or scope["method"] != "POST" or type(data) is not dict:
         status, payload = 404, b'{"error":"not_found"}'
     else:
-        status, payload = handler(data)
+        status, payload = await handler(data)
     await send({"type": "http.response.start", "status": status, "headers": _HEADERS})
     await send({"type": "http.response.body", "body": payload})
