@@ -63,6 +63,12 @@ TARGETS: dict[str, dict[str, Any]] = {
     # The Python floor (bench/python_floor.py): bare ASGI, stdlib sqlite3, argon2 threads.
     "floor": {"kind": "floor", "workers": 1, "label": "Python floor (1 worker)"},
     "floor2": {"kind": "floor", "workers": 2, "label": "Python floor (uvicorn --workers 2)"},
+    "floor-normal": {  # commits not durable (WAL, synchronous=NORMAL): what fsync costs
+        "kind": "floor",
+        "workers": 1,
+        "sync": "NORMAL",
+        "label": "Python floor, synchronous=NORMAL (1 worker)",
+    },
     "express-str": {
         "kind": "express",
         "secret_mode": "string",
@@ -352,6 +358,7 @@ class Bench(contextlib.ExitStack):
         env = _clean_env()
         env.update(BENCH_USER=BENCH_USER, BENCH_PASSWORD=BENCH_PASSWORD)
         env["FLOOR_ARGON2"] = ",".join(map(str, argon2))
+        env["FLOOR_SYNC"] = spec.get("sync", "FULL")
         env["FLOOR_DB"] = str(self.tmp / f"{name}.db")
         cmd = _uvicorn_cmd(port, spec["workers"], "python_floor:app")
         proc = self.spawn([*cmd, "--app-dir", str(BENCH_DIR)], env, self.tmp / f"{name}.log")
