@@ -64,6 +64,21 @@ async def test_point_reads_run_on_the_callers_thread(store: SQLStore) -> None:
     assert found is not None and found == await store.get_user_by_name(found.username)
 
 
+async def test_a_point_read_is_one_statement_and_leaves_no_transaction(store: SQLStore) -> None:
+    runner = store._runner
+    await runner.read(one([]))  # the reader thread opens the inline connection
+    conn = runner._reader._inline  # type: ignore[attr-defined]
+    statements: list[str] = []
+    conn.connection.dbapi_connection.set_trace_callback(statements.append)
+    assert await store.get_user("u1") is not None
+    # SQLite runs a lone SELECT in a transaction of its own: no BEGIN, no COMMIT
+    assert len(statements) == 1 and statements[0].lstrip().upper().startswith("SELECT")
+    # a function that goes through SQLAlchemy's execute begins one: it is ended after
+    assert await runner.read(one([]), point=True) == 1
+    assert not conn.in_transaction()
+    assert [s.split()[0].upper() for s in statements[1:]] == ["BEGIN", "SELECT", "ROLLBACK"]
+
+
 async def test_a_busy_point_read_is_done_by_the_reader_thread(store: SQLStore) -> None:
     runner, here, calls = store._runner, threading.get_ident(), []
     await runner.read(one([]))

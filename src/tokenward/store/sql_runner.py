@@ -57,7 +57,7 @@ class Runner(Protocol):
     @property
     def backend(self) -> str: ...  # SQLAlchemy's backend name: "sqlite", "postgresql"
     async def read(self, fn: Work[T], *, point: bool = False) -> T: ...
-    # ``point``: a lookup by key, a few rows; a runner may run it on the caller's thread
+    # ``point``: one statement, a lookup by key; a runner may run it on the caller's thread
     async def write(self, fn: Work[T]) -> T: ...
     async def dispose(self) -> None: ...
 
@@ -103,7 +103,9 @@ class _Reader:
     docs/benchmarks.md), so a point read runs on the thread that asks for it. That
     connection never waits for a lock (busy_timeout 0): WAL readers take no lock that a
     writer holds, so SQLite is busy for them only in rare cases (crash recovery, another
-    process in exclusive locking mode), and then the reader thread does the waiting.
+    process in exclusive locking mode), and then the reader thread does the waiting. Its
+    one statement needs no BEGIN: SQLite runs it in a transaction of its own (autocommit),
+    and BEGIN and COMMIT cost as much as the lookup.
     """
 
     def __init__(self, engine: Engine, name: str) -> None:
@@ -132,12 +134,14 @@ class _Reader:
             return False, None
         self._inline_thread = me
         try:
-            with conn.begin():
-                return True, fn(conn)
+            return True, fn(conn)
         except OperationalError as exc:
             if getattr(exc.orig, "sqlite_errorcode", None) not in _BUSY:
                 raise
             return False, None
+        finally:
+            if conn.in_transaction():  # fn used SQLAlchemy's execute, which begins one
+                conn.rollback()
 
     def _close(self) -> None:
         for conn in (self._conn, self._inline):
