@@ -361,8 +361,8 @@ class Bench(contextlib.ExitStack):
         env["FLOOR_SYNC"] = spec.get("sync", "FULL")
         env["FLOOR_DB"] = str(self.tmp / f"{name}.db")
         cmd = _uvicorn_cmd(port, spec["workers"], "python_floor:app")
-        proc = self.spawn([*cmd, "--app-dir", str(BENCH_DIR)], env, self.tmp / f"{name}.log")
         base, log = f"http://{HOST}:{port}", self.tmp / f"{name}.log"
+        proc = self.spawn([*cmd, "--app-dir", str(BENCH_DIR)], env, log)
         _wait_ready(proc, base + "/healthz", log)
         pids = [proc.pid, *child_pids(proc.pid)]
         return Server(name, spec["label"], base, "/login", "/refresh", proc, log, pids)
@@ -540,14 +540,20 @@ class WrkResult:
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
+def stat_cpu(stat: Path) -> tuple[float, float]:
+    """User and system CPU seconds so far from a /proc ``stat`` file (a process's or a
+    thread's); raises OSError when it is gone."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command name
+    return int(fields[11]) / _TICK, int(fields[12]) / _TICK
+
+
 def process_cpu(pids: Sequence[int]) -> float:
     """CPU seconds (user + system) used so far by these processes (Linux /proc)."""
-    total = 0
+    total = 0.0
     for pid in pids:
         with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / _TICK
+            total += sum(stat_cpu(Path(f"/proc/{pid}/stat")))
+    return total
 
 
 @dataclass(frozen=True)

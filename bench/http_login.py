@@ -17,9 +17,9 @@ Targets (``--targets``): ``tw`` tokenward serve, one worker (the headline); ``tw
 ASGI entry under ``uvicorn --workers 2`` (``tokenward serve`` has no workers option);
 ``express``, ``express-str``; ``floor``, the Python floor (bench/python_floor.py: a bare
 ASGI login that verifies with argon2id in the same thread pool shape, then starts a
-family in SQLite; the least a Python server can do per login). Rate limits are raised to 1000000/minute and the lockout
-threshold to 1000000 so that neither interferes; argon2 defaults to the server's own
-OWASP parameters (m=19456 KiB, t=2, p=1).
+family in SQLite; the least a Python server can do per login). Rate limits are raised
+to 1000000/minute and the lockout threshold to 1000000 so that neither interferes;
+argon2 defaults to the server's own OWASP parameters (m=19456 KiB, t=2, p=1).
 
     python bench/http_login.py                      # 3 rounds x 10 s per target
     python bench/http_login.py --argon2 65536,3,4   # other parameters (server and floor)

@@ -16,10 +16,11 @@ the chain, so the rps figure is successful rotations only.
 Targets (``--targets``): ``tw`` tokenward serve, one worker (the headline); ``tw2`` the
 ASGI entry under ``uvicorn --workers 2`` (``tokenward serve`` has no workers option);
 ``tw-hs256`` tokenward serve signing HS256 like the reference; ``express``; ``floor``,
-``floor2`` and ``floor-normal`` (commits not durable), the Python floor (bench/python_floor.py: the least a Python server can do
-for a rotation with reuse detection on SQLite, under the same uvicorn), so that
-tokenward reads against the language's ceiling too. All servers run at once, idle
-except for the one under load; rounds rotate the order.
+``floor2`` and ``floor-normal`` (commits not durable), the Python floor
+(bench/python_floor.py: the least a Python server can do for a rotation with reuse
+detection on SQLite, under the same uvicorn), so that tokenward reads against the
+language's ceiling too. All servers run at once, idle except for the one under load;
+rounds rotate the order.
 
     python bench/http_refresh.py                       # 3 rounds x 10 s per target
     python bench/http_refresh.py --rounds 5 --targets tw,tw-hs256,express

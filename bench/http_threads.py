@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +28,9 @@ from http_common import (
     fresh_refresh_tokens,
     login_script,
     refresh_script,
+    stat_cpu,
     wrk,
 )
-
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -47,9 +45,8 @@ def threads(pid: int) -> dict[int, ThreadCpu]:
     found: dict[int, ThreadCpu] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
             tid = int(task.name)
-            found[tid] = ThreadCpu(tid, int(fields[11]) / _TICK, int(fields[12]) / _TICK)
+            found[tid] = ThreadCpu(tid, *stat_cpu(task / "stat"))
     return found
 
 
